@@ -14,6 +14,7 @@ const (
 	EventServiceInstalled = 7045 // Service Control Manager: a service was installed
 	EventLogCleared       = 104  // Microsoft-Windows-Eventlog: the System log was cleared
 	EventStartTypeChanged = 7040 // Service Control Manager: start type changed
+	EventAuditLogCleared  = 1102 // Security log: the audit log was cleared (not collected; corpus and future use)
 )
 
 // ReasonKind says why a host is monitored.
@@ -219,6 +220,17 @@ const (
 	KindUnreachable Kind = "unreachable" // N failed polls in a row
 	KindRecovered   Kind = "recovered"   // answered again after unreachable
 	KindScope       Kind = "scope"       // host entered or left the monitored set
+	// KindAllowExpired reports, once, that an allowlist entry has expired and
+	// stopped suppressing a finding it would have matched.
+	KindAllowExpired Kind = "allow-expired"
+)
+
+// Changes a modified finding can report (Finding.Changed).
+const (
+	ChangeImagePath  = "path"
+	ChangeServiceDLL = "dll"
+	ChangeAccount    = "account"
+	ChangeStartMode  = "start"
 )
 
 // Severity orders findings; the zero value is SeverityInfo.
@@ -293,8 +305,9 @@ type Finding struct {
 	Event     *Event   `json:"event,omitempty"`    // the 7045/104/7040 behind it
 	Installer *Account `json:"installer,omitempty"`
 
-	Detail string `json:"detail,omitempty"` // one line in words: what changed, the last error, ...
-	Hits   []Hit  `json:"hits,omitempty"`   // heuristics that fired
+	Detail  string   `json:"detail,omitempty"`  // one line in words: what changed, the last error, ...
+	Changed []string `json:"changed,omitempty"` // modified: which of path, dll, account, start changed
+	Hits    []Hit    `json:"hits,omitempty"`    // heuristics that fired
 
 	Suppressed   bool   `json:"suppressed,omitempty"` // matched an allowlist entry: stored, not sent
 	SuppressedBy string `json:"suppressed_by,omitempty"`

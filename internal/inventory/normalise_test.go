@@ -1,0 +1,102 @@
+package inventory
+
+import (
+	"strings"
+	"testing"
+	"unicode"
+)
+
+func TestNormalizeImagePath(t *testing.T) {
+	tests := []struct {
+		in, exe, args string
+	}{
+		{`"C:\Program Files\VMware\VMware Tools\vmtoolsd.exe"`, `c:\program files\vmware\vmware tools\vmtoolsd.exe`, ``},
+		{`"C:\Program Files (x86)\Google\Update\GoogleUpdate.exe" /svc`, `c:\program files (x86)\google\update\googleupdate.exe`, `/svc`},
+		{`%SystemRoot%\system32\svchost.exe -k print`, `c:\windows\system32\svchost.exe`, `-k print`},
+		{`%systemroot%\System32\dns.exe`, `c:\windows\system32\dns.exe`, ``},
+		{`%windir%\system32\foo.exe`, `c:\windows\system32\foo.exe`, ``},
+		{`\SystemRoot\System32\drivers\vmusbmouse.sys`, `c:\windows\system32\drivers\vmusbmouse.sys`, ``},
+		{`\??\C:\Windows\system32\drivers\x.sys`, `c:\windows\system32\drivers\x.sys`, ``},
+		{`\\?\C:\Tools\x.sys`, `c:\tools\x.sys`, ``},
+		{`System32\drivers\vmci.sys`, `c:\windows\system32\drivers\vmci.sys`, ``},
+		{`system32\VBoxService.exe`, `c:\windows\system32\vboxservice.exe`, ``},
+		{`%SystemRoot%\PSEXESVC.EXE`, `c:\windows\psexesvc.exe`, ``},
+		{`%COMSPEC% /Q /c echo cd  ^> \\127.0.0.1\C$\__output 2^>^&1 > %TEMP%\execute.bat & %COMSPEC% /Q /c %TEMP%\execute.bat & del %TEMP%\execute.bat`,
+			`c:\windows\system32\cmd.exe`, `/Q /c echo cd  ^> \\127.0.0.1\C$\__output 2^>^&1 > %TEMP%\execute.bat & %COMSPEC% /Q /c %TEMP%\execute.bat & del %TEMP%\execute.bat`},
+		{`cmd.exe /c echo outmgo > \\.\pipe\outmgo`, `cmd.exe`, `/c echo outmgo > \\.\pipe\outmgo`},
+		{`cmd.exe`, `cmd.exe`, ``},
+		{`rundll32.exe C:\Users\PEDRO~1.GUS\AppData\Local\Temp\rtcpef.dll,a /p:rtcpef`, `rundll32.exe`, `C:\Users\PEDRO~1.GUS\AppData\Local\Temp\rtcpef.dll,a /p:rtcpef`},
+		// Unquoted path with spaces: the program runs to its extension.
+		{`C:\Program Files\Foo Bar\foo.exe -service`, `c:\program files\foo bar\foo.exe`, `-service`},
+		{`C:\Program Files\Foo Bar\foo.exe`, `c:\program files\foo bar\foo.exe`, ``},
+		{`C:\Users\mpowers\Desktop/Mnemosyne.sys`, `c:\users\mpowers\desktop\mnemosyne.sys`, ``},
+		{`\\127.0.0.1\ADMIN$\a1b2c3d.exe`, `\\127.0.0.1\admin$\a1b2c3d.exe`, ``},
+		{`C:\\Windows\\\\x.exe`, `c:\windows\x.exe`, ``},
+		{`  "C:\a b\c.exe"  -x  `, `c:\a b\c.exe`, `-x`},
+		{`"unterminated`, `unterminated`, ``},
+		{``, ``, ``},
+		{"C:\\x\x00.exe", `c:\x.exe`, ``},
+	}
+	for _, tt := range tests {
+		exe, args := NormalizeImagePath(tt.in)
+		if exe != tt.exe || args != tt.args {
+			t.Errorf("NormalizeImagePath(%q) = %q, %q; want %q, %q", tt.in, exe, args, tt.exe, tt.args)
+		}
+	}
+}
+
+func TestSameImage(t *testing.T) {
+	tests := []struct {
+		a, b string
+		same bool
+	}{
+		{`%SystemRoot%\system32\svchost.exe -k netsvcs`, `C:\Windows\System32\svchost.exe -k netsvcs`, true},
+		{`"C:\Program Files\X\x.exe"`, `C:\Program Files\X\x.exe`, true},
+		{`\SystemRoot\System32\drivers\a.sys`, `System32\drivers\a.sys`, true},
+		{`C:\x\a.exe -a`, `C:\x\a.exe -b`, false},
+		{`C:\x\a.exe`, `C:\x\b.exe`, false},
+		{`C:\x\a.exe  -A   1`, `c:\X\A.EXE -a 1`, true},
+	}
+	for _, tt := range tests {
+		if got := SameImage(tt.a, tt.b); got != tt.same {
+			t.Errorf("SameImage(%q, %q) = %v, want %v", tt.a, tt.b, got, tt.same)
+		}
+	}
+}
+
+func TestNormalizeFilePath(t *testing.T) {
+	if got := NormalizeFilePath(`"%SystemRoot%\System32\wuaueng.dll"`); got != `c:\windows\system32\wuaueng.dll` {
+		t.Errorf("got %q", got)
+	}
+	if got := BaseName(`c:\windows\system32\x.dll`); got != "x.dll" {
+		t.Errorf("BaseName = %q", got)
+	}
+	if got := DirName(`c:\windows\system32\x.dll`); got != `c:\windows\system32` {
+		t.Errorf("DirName = %q", got)
+	}
+	if got := DirName(`x.dll`); got != `` {
+		t.Errorf("DirName = %q", got)
+	}
+}
+
+func FuzzNormalizeImagePath(f *testing.F) {
+	for _, s := range []string{`"C:\a b\c.exe" -x`, `%COMSPEC% /c echo`, `\??\C:\x.sys`, `\\host\share\x.exe`, `"`, `\\`, "\xff\xfe", strings.Repeat(`a\`, 100)} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		exe, args := NormalizeImagePath(s)
+		if exe != strings.ToLower(exe) {
+			t.Fatalf("exe %q not lower case", exe)
+		}
+		if strings.Contains(strings.TrimPrefix(exe, `\\`), `\\`) {
+			t.Fatalf("exe %q has doubled separators", exe)
+		}
+		// Normalising is idempotent on the program part.
+		if exe != "" && !strings.ContainsFunc(exe, func(r rune) bool { return unicode.IsSpace(r) || r == '"' || r == 0x85 || r == 0xA0 }) {
+			if again, _ := NormalizeImagePath(exe); again != exe {
+				t.Fatalf("not idempotent: %q → %q", exe, again)
+			}
+		}
+		_ = args
+	})
+}
