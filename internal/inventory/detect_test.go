@@ -201,7 +201,7 @@ func TestDetect(t *testing.T) {
 			prev: baselined(baseline, 5000),
 			obs: Observation{At: t0, Log: LogInfo{OldestRecord: 1, NewestRecord: 3, MaxBytes: 20 << 20, Retention: "circular"}, Digest: "d2",
 				Services: []Service{spooler, psexesvc},
-				Events: []Event{ev104(1, t0.Add(-2*time.Minute)), ev7045(3, t0.Add(-time.Minute), "PSEXESVC", `%SystemRoot%\PSEXESVC.exe`)}},
+				Events:   []Event{ev104(1, t0.Add(-2*time.Minute)), ev7045(3, t0.Add(-time.Minute), "PSEXESVC", `%SystemRoot%\PSEXESVC.exe`)}},
 			want: []want{
 				{kind: KindTamper, event: true, detail: "went backwards"},
 				{kind: KindInstalled, service: "PSEXESVC", event: true},
