@@ -1,0 +1,191 @@
+// Package winrm polls Windows hosts over WS-Management: one embedded
+// PowerShell collector per host per poll (collector.ps1), over HTTPS with
+// NTLM, Kerberos, client certificates or Basic, or HTTP with NTLM message
+// encryption, and parses its JSON answer strictly into an
+// inventory.Observation. Errors wrap the sentinels in errors.go.
+package winrm
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strings"
+	"time"
+
+	mz "github.com/masterzen/winrm"
+	"github.com/svcwatch/svcwatch/internal/config"
+	"github.com/svcwatch/svcwatch/internal/inventory"
+)
+
+// Defaults for zero config values.
+const (
+	DefaultTimeout        = 60 * time.Second
+	DefaultMaxOutputBytes = 8 << 20
+	DefaultMaxEvents      = 1000
+	maxStderrBytes        = 16 << 10
+)
+
+// Collector polls hosts. It is safe for concurrent use; connections are
+// kept alive and reused per host.
+type Collector struct {
+	cfg    config.WinRM
+	logger *slog.Logger
+	tr     *transport
+	params *mz.Parameters
+}
+
+// New validates cfg and builds the transport. It refuses Basic over HTTP and
+// NTLM over HTTP without encryption unless cfg.AllowInsecure, and warns
+// about every insecure setting each time it is called.
+func New(cfg config.WinRM, password string, logger *slog.Logger) (*Collector, error) {
+	if logger == nil {
+		logger = slog.New(slog.DiscardHandler)
+	}
+	cfg, err := normalize(cfg)
+	if err != nil {
+		return nil, err
+	}
+	warnInsecure(cfg, logger)
+	opTimeout := min(max(cfg.Timeout/2, time.Second), 60*time.Second)
+	tr, err := newTransport(cfg, password, opTimeout, logger)
+	if err != nil {
+		return nil, err
+	}
+	params := mz.NewParameters(fmt.Sprintf("PT%dS", int(opTimeout/time.Second)), "en-US", maxEnvelopeBytes)
+	return &Collector{cfg: cfg, logger: logger, tr: tr, params: params}, nil
+}
+
+func normalize(cfg config.WinRM) (config.WinRM, error) {
+	cfg.Scheme = strings.ToLower(firstNonEmpty(cfg.Scheme, "https"))
+	cfg.Auth = strings.ToLower(firstNonEmpty(cfg.Auth, "ntlm"))
+	switch cfg.Scheme {
+	case "https":
+		if cfg.Port == 0 {
+			cfg.Port = 5986
+		}
+	case "http":
+		if cfg.Port == 0 {
+			cfg.Port = 5985
+		}
+	default:
+		return cfg, fmt.Errorf("winrm.scheme %q: want https or http", cfg.Scheme)
+	}
+	if cfg.Port < 1 || cfg.Port > 65535 {
+		return cfg, fmt.Errorf("winrm.port %d: want 1..65535", cfg.Port)
+	}
+	if cfg.Timeout <= 0 {
+		cfg.Timeout = DefaultTimeout
+	}
+	if cfg.MaxOutputBytes <= 0 {
+		cfg.MaxOutputBytes = DefaultMaxOutputBytes
+	}
+	if cfg.MaxEvents <= 0 {
+		cfg.MaxEvents = DefaultMaxEvents
+	}
+	cfg.MaxEvents = min(cfg.MaxEvents, maxEventsLimit)
+	if cfg.Scheme == "http" && !cfg.AllowInsecure {
+		switch cfg.Auth {
+		case "basic":
+			return cfg, errors.New("winrm: basic authentication over http sends the password in clear text; use winrm.scheme https (port 5986), or set winrm.allow_insecure: true to accept the risk")
+		case "kerberos":
+			return cfg, errors.New("winrm: kerberos over http needs message encryption, which svcwatch does not implement; use winrm.scheme https, or auth ntlm over http (encrypted), or set winrm.allow_insecure: true for a listener with AllowUnencrypted=true")
+		}
+	}
+	if cfg.Scheme == "http" && cfg.Auth == "certificate" {
+		return cfg, errors.New("winrm: certificate authentication needs winrm.scheme https")
+	}
+	if (cfg.Auth == "ntlm" || cfg.Auth == "basic") && cfg.Username == "" {
+		return cfg, fmt.Errorf("winrm.username is required for auth %s (DOMAIN\\user or user@domain)", cfg.Auth)
+	}
+	if cfg.ConnectTo != "" {
+		if _, _, err := splitHostPort(cfg.ConnectTo); err != nil {
+			return cfg, fmt.Errorf("winrm.connect_to %q: want host:port: %v", cfg.ConnectTo, err)
+		}
+	}
+	return cfg, nil
+}
+
+func warnInsecure(cfg config.WinRM, logger *slog.Logger) {
+	if cfg.Scheme == "http" && cfg.AllowInsecure && (cfg.Auth == "basic" || cfg.Auth == "kerberos" || (cfg.Auth == "ntlm" && sealedTransport == nil)) {
+		logger.Warn("winrm: allow_insecure is set: WinRM traffic to every host is NOT encrypted", "scheme", cfg.Scheme, "auth", cfg.Auth)
+	}
+	if cfg.InsecureSkipVerify {
+		logger.Warn("winrm: insecure_skip_verify is set: host TLS certificates are NOT verified, anyone on the path can impersonate a host")
+	}
+}
+
+// Collect runs the collector once on host and returns what it saw. The
+// whole exchange is bounded by winrm.timeout; the shell is always deleted.
+func (c *Collector) Collect(ctx context.Context, host inventory.Host, req inventory.CollectRequest) (inventory.Observation, error) {
+	name := strings.ToLower(strings.TrimSuffix(host.Name, "."))
+	obs, err := c.collect(ctx, name, req)
+	if err != nil {
+		return inventory.Observation{}, fmt.Errorf("%s: %w", sanitize(name, 255), err)
+	}
+	return obs, nil
+}
+
+func (c *Collector) collect(ctx context.Context, host string, req inventory.CollectRequest) (inventory.Observation, error) {
+	if err := checkHostName(host); err != nil {
+		return inventory.Observation{}, fmt.Errorf("host name: %w", err)
+	}
+	r := collectRequest{Watermark: req.Watermark, Digest: req.Digest, Lookback: req.Lookback, MaxEvents: req.MaxEvents}
+	if r.MaxEvents <= 0 {
+		r.MaxEvents = c.cfg.MaxEvents
+	}
+	r.MaxEvents = min(r.MaxEvents, maxEventsLimit)
+	cmd, err := commandLine(r)
+	if err != nil {
+		return inventory.Observation{}, fmt.Errorf("request: %w", err)
+	}
+	ctx, cancel := context.WithTimeout(ctx, c.cfg.Timeout)
+	defer cancel()
+	stdout := &capWriter{max: c.cfg.MaxOutputBytes}
+	stderr := &capWriter{max: maxStderrBytes}
+	exit, err := c.tr.runCommand(ctx, host, c.params, cmd, stdout, stderr)
+	if err != nil {
+		return inventory.Observation{}, err
+	}
+	if stdout.dropped > 0 {
+		return inventory.Observation{}, fmt.Errorf("receive: %w: more than %d bytes of output (winrm.max_output_bytes)", ErrOutputTooLarge, c.cfg.MaxOutputBytes)
+	}
+	if exit != 0 {
+		return inventory.Observation{}, fmt.Errorf("collector: %w: exit code %d: %s", ErrScript, exit, sanitize(string(stderr.buf), 500))
+	}
+	ans, err := parseAnswer(stdout.buf, r)
+	if err != nil {
+		return inventory.Observation{}, fmt.Errorf("parse: %w", err)
+	}
+	for _, e := range ans.Errors {
+		c.logger.Warn("winrm: collector reported a partial failure", "host", host, "error", sanitize(e, 500))
+	}
+	ans.Observation.Host = host
+	return ans.Observation, nil
+}
+
+// Close releases idle connections.
+func (c *Collector) Close() error {
+	c.tr.client.CloseIdleConnections()
+	return nil
+}
+
+// checkHostName accepts DNS names only: the name goes into a URL and an SPN
+// and comes from AD, which an attacker may have written to.
+func checkHostName(h string) error {
+	if h == "" || len(h) > 253 {
+		return fmt.Errorf("%q is empty or longer than 253 characters", sanitize(h, 64))
+	}
+	for _, label := range strings.Split(h, ".") {
+		if label == "" || len(label) > 63 || label[0] == '-' {
+			return fmt.Errorf("%q is not a DNS host name", sanitize(h, 64))
+		}
+		for i := 0; i < len(label); i++ {
+			ch := label[i]
+			if !(ch >= 'a' && ch <= 'z' || ch >= '0' && ch <= '9' || ch == '-' || ch == '_') {
+				return fmt.Errorf("%q is not a DNS host name", sanitize(h, 64))
+			}
+		}
+	}
+	return nil
+}

@@ -1,0 +1,103 @@
+package winrm
+
+import (
+	"encoding/base64"
+	"fmt"
+	"net/http"
+	"strings"
+	"sync"
+
+	"github.com/jcmturner/gokrb5/v8/client"
+	krbconfig "github.com/jcmturner/gokrb5/v8/config"
+	"github.com/jcmturner/gokrb5/v8/keytab"
+	"github.com/jcmturner/gokrb5/v8/messages"
+	"github.com/jcmturner/gokrb5/v8/spnego"
+	"github.com/jcmturner/gokrb5/v8/types"
+	"github.com/svcwatch/svcwatch/internal/config"
+)
+
+// ticketSource hands out service tickets. *client.Client implements it and
+// keeps each SPN's ticket in its cache until the ticket expires, so one
+// ticket per host is reused across polls (unlike masterzen's transport,
+// which logs in to the KDC for every SOAP message).
+type ticketSource interface {
+	GetServiceTicket(spn string) (messages.Ticket, types.EncryptionKey, error)
+}
+
+// kerberosAuth sets a SPNEGO (Negotiate) header with an AP-REQ for
+// HTTP/<host> on each request. One login (TGT) per Collector.
+type kerberosAuth struct {
+	mu       sync.Mutex
+	cl       *client.Client
+	tickets  ticketSource
+	loggedIn bool
+	login    func() error
+}
+
+func newKerberosAuth(cfg config.WinRM, password string) (*kerberosAuth, error) {
+	if cfg.KRB5Conf == "" {
+		return nil, fmt.Errorf("winrm.auth kerberos needs winrm.krb5_conf (a krb5.conf naming the realm's KDCs)")
+	}
+	kc, err := krbconfig.Load(cfg.KRB5Conf)
+	if err != nil {
+		return nil, fmt.Errorf("winrm.krb5_conf %s: %w", cfg.KRB5Conf, err)
+	}
+	user, realm := cfg.Username, cfg.Realm
+	if i := strings.LastIndexByte(user, '@'); i >= 0 {
+		user, realm = user[:i], firstNonEmpty(realm, user[i+1:])
+	}
+	if realm == "" {
+		realm = kc.LibDefaults.DefaultRealm
+	}
+	if user == "" || realm == "" {
+		return nil, fmt.Errorf("winrm.auth kerberos needs winrm.username (user or user@REALM) and winrm.realm or a default_realm in krb5_conf")
+	}
+	realm = strings.ToUpper(realm)
+	var cl *client.Client
+	switch {
+	case cfg.KeytabFile != "":
+		kt, err := keytab.Load(cfg.KeytabFile)
+		if err != nil {
+			return nil, fmt.Errorf("winrm.keytab_file %s: %w", cfg.KeytabFile, err)
+		}
+		cl = client.NewWithKeytab(user, realm, kt, kc, client.DisablePAFXFAST(true))
+	case password != "":
+		cl = client.NewWithPassword(user, realm, password, kc, client.DisablePAFXFAST(true))
+	default:
+		return nil, fmt.Errorf("winrm.auth kerberos needs a password (winrm.password_env / password_file) or winrm.keytab_file")
+	}
+	return &kerberosAuth{cl: cl, tickets: cl, login: cl.Login}, nil
+}
+
+func (k *kerberosAuth) authorize(req *http.Request, host string) error {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	if !k.loggedIn {
+		if err := k.login(); err != nil {
+			return fmt.Errorf("%w: Kerberos login (AS exchange) for %s: %v; check the password or keytab, the realm, and that the KDCs in krb5_conf are reachable", ErrAuth, k.cl.Credentials.UserName(), err)
+		}
+		k.loggedIn = true
+	}
+	spn := "HTTP/" + strings.ToLower(host)
+	tkt, key, err := k.tickets.GetServiceTicket(spn)
+	if err != nil {
+		return fmt.Errorf("%w: Kerberos service ticket for %s: %v; check that the SPN exists (setspn -Q %s)", ErrAuth, spn, err, spn)
+	}
+	tok, err := spnego.NewNegTokenInitKRB5(k.cl, tkt, key)
+	if err != nil {
+		return fmt.Errorf("%w: SPNEGO token for %s: %v", ErrAuth, spn, err)
+	}
+	raw, err := tok.Marshal()
+	if err != nil {
+		return fmt.Errorf("%w: SPNEGO token for %s: %v", ErrAuth, spn, err)
+	}
+	req.Header.Set("Authorization", "Negotiate "+base64.StdEncoding.EncodeToString(raw))
+	return nil
+}
+
+func firstNonEmpty(a, b string) string {
+	if a != "" {
+		return a
+	}
+	return b
+}
