@@ -144,7 +144,8 @@ func (a *Auth) serveAuthenticated(w http.ResponseWriter, r *http.Request, c *con
 		a.serveSealed(w, r, c, next)
 		return
 	}
-	if r.TLS == nil && a.opts.RequireSealing && r.ContentLength != 0 {
+	empty := bodyIsEmpty(r)
+	if r.TLS == nil && a.opts.RequireSealing && !empty {
 		// Windows with AllowUnencrypted=false: unencrypted SOAP over HTTP is
 		// refused with 401 and the logon has to start again.
 		discardBody(r)
@@ -153,7 +154,7 @@ func (a *Auth) serveAuthenticated(w http.ResponseWriter, r *http.Request, c *con
 		a.unauthorized(w, r)
 		return
 	}
-	if r.ContentLength == 0 && r.Method == http.MethodPost {
+	if empty && r.Method == http.MethodPost {
 		// The empty POST that ends a handshake (pywinrm, winrs): 200, no body.
 		writeEmpty(w, http.StatusOK)
 		return
@@ -265,6 +266,26 @@ func writeEmpty(w http.ResponseWriter, status int) {
 	w.Header().Set("Server", "Microsoft-HTTPAPI/2.0")
 	w.Header().Set("Content-Length", "0")
 	w.WriteHeader(status)
+}
+
+// bodyIsEmpty reports whether the request has no body, peeking one byte
+// when the length is unknown (chunked) and putting it back.
+func bodyIsEmpty(r *http.Request) bool {
+	if r.ContentLength >= 0 || r.Body == nil {
+		return r.ContentLength == 0
+	}
+	var one [1]byte
+	n, _ := io.ReadFull(r.Body, one[:])
+	if n == 0 {
+		return true
+	}
+	r.Body = readCloser{io.MultiReader(bytes.NewReader(one[:n]), r.Body), r.Body}
+	return false
+}
+
+type readCloser struct {
+	io.Reader
+	io.Closer
 }
 
 // discardBody drains a (bounded) request body so the connection stays usable.

@@ -195,13 +195,34 @@ func (r *framingReader) part(delim []byte) (encryptedPart, error) {
 	if n := binary.LittleEndian.Uint32(rest); n != signatureLen {
 		return p, fmt.Errorf("%w: signature length %d, want %d", errFraming, n, signatureLen)
 	}
-	if len(rest)-4-signatureLen < length {
-		return p, fmt.Errorf("%w: binary part holds %d bytes, OriginalContent says %d", errFraming, max(len(rest)-4-signatureLen, 0), length)
+	// Length is the plaintext length (MS-WSMV; Windows, pywinrm, masterzen's
+	// own framing). bodgit/ntlmssp's HTTP client writes the length of the
+	// whole binary part instead; accept that too, the signature still
+	// covers every byte.
+	n := -1
+	for _, candidate := range []int{length, length - 4 - signatureLen} {
+		if candidate >= 0 && boundaryAt(rest, 4+signatureLen+candidate, delim) {
+			n = candidate
+			break
+		}
+	}
+	if n < 0 {
+		return p, fmt.Errorf("%w: binary part of %d bytes does not match OriginalContent Length=%d", errFraming, max(len(rest)-4-signatureLen, 0), length)
 	}
 	p.Signature = rest[4 : 4+signatureLen]
-	p.Sealed = rest[4+signatureLen : 4+signatureLen+length]
-	r.off += 4 + signatureLen + length
+	p.Sealed = rest[4+signatureLen : 4+signatureLen+n]
+	r.off += 4 + signatureLen + n
 	return p, nil
+}
+
+// boundaryAt reports whether b[end:] starts with the delimiter (after an
+// optional CRLF).
+func boundaryAt(b []byte, end int, delim []byte) bool {
+	if end > len(b) {
+		return false
+	}
+	rest := b[end:]
+	return bytes.HasPrefix(rest, delim) || (bytes.HasPrefix(rest, []byte("\r\n")) && bytes.HasPrefix(rest[2:], delim))
 }
 
 // parseOriginalContent reads "type=application/soap+xml;charset=UTF-8;Length=N".
