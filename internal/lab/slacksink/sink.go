@@ -37,6 +37,7 @@ const (
 // fault is one queued failure injection.
 type fault struct {
 	status     int
+	code       string        // Slack error code answered with HTTP 200 (Reject)
 	retryAfter time.Duration // 429 only
 	left       int
 }
@@ -166,6 +167,14 @@ func (s *Sink) Fail(status, count int) {
 // {"ok":false,"error":"ratelimited"}. Injections queue in call order.
 func (s *Sink) RateLimit(retryAfter time.Duration, count int) {
 	s.inject(fault{status: http.StatusTooManyRequests, retryAfter: retryAfter, left: count})
+}
+
+// Reject makes the next count message requests answer like Slack refusing
+// them: HTTP 200 with {"ok":false,"error":code} (e.g. not_in_channel,
+// account_inactive, invalid_blocks); a webhook gets the code as a 400, 403
+// or 404 body as Slack's webhooks do. Injections queue in call order.
+func (s *Sink) Reject(code string, count int) {
+	s.inject(fault{status: http.StatusOK, code: code, left: count})
 }
 
 func (s *Sink) inject(f fault) {
@@ -303,7 +312,15 @@ func (s *Sink) Close() error {
 }
 
 // answerFault writes an injected failure; Slack's edge sends HTML with 5xx.
-func answerFault(w http.ResponseWriter, f fault) {
+func answerFault(w http.ResponseWriter, f fault, webhook bool) {
+	if f.code != "" {
+		if webhook {
+			http.Error(w, f.code, webhookStatus(f.code))
+			return
+		}
+		apiError(w, f.code, nil)
+		return
+	}
 	if f.status == http.StatusTooManyRequests {
 		secs := int64((f.retryAfter + time.Second - 1) / time.Second)
 		w.Header().Set("Retry-After", strconv.FormatInt(secs, 10))
@@ -313,6 +330,19 @@ func answerFault(w http.ResponseWriter, f fault) {
 	w.Header().Set("Content-Type", "text/html; charset=utf-8")
 	w.WriteHeader(f.status)
 	_, _ = fmt.Fprintf(w, "<html><body>%d %s (injected by slacksink)</body></html>\n", f.status, http.StatusText(f.status))
+}
+
+// webhookStatus is the HTTP status Slack's webhooks use for an error code.
+func webhookStatus(code string) int {
+	switch code {
+	case "invalid_token", "action_prohibited":
+		return http.StatusForbidden
+	case "no_service", "channel_not_found", "no_team":
+		return http.StatusNotFound
+	case "channel_is_archived":
+		return http.StatusGone
+	}
+	return http.StatusBadRequest
 }
 
 func writeJSON(w http.ResponseWriter, status int, v any) {
@@ -380,7 +410,7 @@ func (s *Sink) checkToken(w http.ResponseWriter, token string) bool {
 
 func (s *Sink) authTest(w http.ResponseWriter, r *http.Request) {
 	if f, ok := s.count(); ok {
-		answerFault(w, f)
+		answerFault(w, f, false)
 		return
 	}
 	_, token, err := readParams(w, r)
@@ -399,7 +429,7 @@ func (s *Sink) authTest(w http.ResponseWriter, r *http.Request) {
 
 func (s *Sink) postMessage(w http.ResponseWriter, r *http.Request) {
 	if f, ok := s.count(); ok {
-		answerFault(w, f)
+		answerFault(w, f, false)
 		return
 	}
 	p, token, err := readParams(w, r)
@@ -470,7 +500,7 @@ type webhookPayload struct {
 
 func (s *Sink) webhook(w http.ResponseWriter, r *http.Request) {
 	if f, ok := s.count(); ok {
-		answerFault(w, f)
+		answerFault(w, f, true)
 		return
 	}
 	if r.Method != http.MethodPost {
@@ -496,7 +526,7 @@ func (s *Sink) webhook(w http.ResponseWriter, r *http.Request) {
 	}
 	if code, _ := checkContent(m); code != "" {
 		s.reject()
-		http.Error(w, code, http.StatusBadRequest)
+		http.Error(w, code, webhookStatus(code))
 		return
 	}
 	s.accept(m)
@@ -508,6 +538,7 @@ func (s *Sink) webhook(w http.ResponseWriter, r *http.Request) {
 //
 //	POST /slack/fail?status=503&count=N
 //	POST /slack/ratelimit?retry_after=S&count=N
+//	POST /slack/reject?error=not_in_channel&count=N
 //	GET  /slack/messages   every accepted message, in order
 //	GET  /slack/stats      {"attempts":A,"accepted":M,"rejected":R}
 func (s *Sink) Handler() http.Handler {
@@ -531,6 +562,16 @@ func (s *Sink) Handler() http.Handler {
 		}
 		s.RateLimit(time.Duration(secs)*time.Second, count)
 		writeJSON(w, http.StatusOK, map[string]any{"retry_after": secs, "count": count})
+	})
+	mux.HandleFunc("POST /slack/reject", func(w http.ResponseWriter, r *http.Request) {
+		code := r.URL.Query().Get("error")
+		count, err := queryInt(r, "count", 1, 1_000_000)
+		if code == "" || len(code) > 64 || err != nil {
+			http.Error(w, "want error=<slack error code> and count=N", http.StatusBadRequest)
+			return
+		}
+		s.Reject(code, count)
+		writeJSON(w, http.StatusOK, map[string]any{"error": code, "count": count})
 	})
 	mux.HandleFunc("GET /slack/messages", func(w http.ResponseWriter, r *http.Request) {
 		msgs := s.Messages()

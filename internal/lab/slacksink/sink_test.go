@@ -178,8 +178,13 @@ func TestFailuresInjectedInOrder(t *testing.T) {
 	if err := post(); err != nil {
 		t.Fatalf("after the injected failures: %v", err)
 	}
-	if s.Attempts() != 4 || len(s.Messages()) != 1 {
-		t.Errorf("attempts %d, messages %d; want 4 and 1", s.Attempts(), len(s.Messages()))
+	s.Reject("not_in_channel", 1)
+	var se slack.SlackErrorResponse
+	if err := post(); !errors.As(err, &se) || se.Err != "not_in_channel" {
+		t.Fatalf("err = %v, want not_in_channel", err)
+	}
+	if s.Attempts() != 5 || len(s.Messages()) != 1 {
+		t.Errorf("attempts %d, messages %d; want 5 and 1", s.Attempts(), len(s.Messages()))
 	}
 }
 
@@ -212,6 +217,10 @@ func TestWebhook(t *testing.T) {
 	if err := slack.PostWebhookCustomHTTPContext(ctx, s.WebhookURL()+"x", hc, ok); !errors.As(err, &sc) || sc.Code != 404 {
 		t.Fatalf("wrong webhook URL: %v, want 404", err)
 	}
+	s.Reject("invalid_token", 1)
+	if err := slack.PostWebhookCustomHTTPContext(ctx, s.WebhookURL(), hc, ok); !errors.As(err, &sc) || sc.Code != 403 {
+		t.Fatalf("revoked webhook: %v, want 403", err)
+	}
 	s.RateLimit(time.Second, 1)
 	var rl *slack.RateLimitedError
 	if err := slack.PostWebhookCustomHTTPContext(ctx, s.WebhookURL(), hc, ok); !errors.As(err, &rl) {
@@ -243,11 +252,14 @@ func TestControlRoutes(t *testing.T) {
 	if r := do("POST", "/slack/ratelimit?retry_after=1&count=1"); r.StatusCode != 200 {
 		t.Fatalf("ratelimit: %d", r.StatusCode)
 	}
+	if r := do("POST", "/slack/reject?error=account_inactive&count=1"); r.StatusCode != 200 {
+		t.Fatalf("reject: %d", r.StatusCode)
+	}
 	if r := do("POST", "/slack/fail?status=abc&count=1"); r.StatusCode != 400 {
 		t.Fatalf("bad status accepted: %d", r.StatusCode)
 	}
 	c := client(s, s.Token())
-	for range 2 {
+	for range 3 {
 		if _, _, err := c.PostMessage(s.Channel(), slack.MsgOptionText("x", false)); err == nil {
 			t.Fatal("injected failure did not happen")
 		}
@@ -263,7 +275,7 @@ func TestControlRoutes(t *testing.T) {
 		t.Fatalf("GET /slack/messages = %+v", got)
 	}
 	var stats map[string]int
-	if err := json.NewDecoder(do("GET", "/slack/stats").Body).Decode(&stats); err != nil || stats["attempts"] != 3 || stats["accepted"] != 1 {
+	if err := json.NewDecoder(do("GET", "/slack/stats").Body).Decode(&stats); err != nil || stats["attempts"] != 4 || stats["accepted"] != 1 {
 		t.Fatalf("stats = %v, %v", stats, err)
 	}
 	if live := got[0].Live(); len(live) != 1 || !strings.HasPrefix(live[0], "/text: raw '<'") {
