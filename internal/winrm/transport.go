@@ -171,7 +171,7 @@ func baseTransport(cfg config.WinRM, opTimeout time.Duration) (*http.Transport, 
 func tlsConfig(cfg config.WinRM) (*tls.Config, error) {
 	tc := &tls.Config{
 		MinVersion:         tls.VersionTLS12,
-		ServerName:         cfg.TLSServerName, // "" means the host name from the URL
+		ServerName:         cfg.TLSServerName,      // "" means the host name from the URL
 		InsecureSkipVerify: cfg.InsecureSkipVerify, //nolint:gosec // operator's explicit choice, warned about in New
 		// Windows asks for renegotiation when it wants a client certificate.
 		Renegotiation: tls.RenegotiateOnceAsClient,
