@@ -1,0 +1,398 @@
+// Package store keeps svcwatch's durable state in an embedded SQLite file
+// (modernc.org/sqlite, no cgo): each host's state, every finding, the
+// monitored host set, and the outbox of findings not yet accepted by Slack.
+// A host's new state and its findings are written in one transaction, so a
+// crash at any point loses nothing and re-processing cannot duplicate an alert.
+package store
+
+import (
+	"context"
+	"database/sql"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"strings"
+	"time"
+
+	_ "modernc.org/sqlite" // registers the "sqlite" driver
+
+	"github.com/svcwatch/svcwatch/internal/inventory"
+)
+
+const (
+	busyTimeout  = 10 * time.Second
+	maxOpenConns = 4
+	maxErrorText = 4096 // bytes of a delivery error kept in the outbox
+	timeLayout   = time.RFC3339Nano
+)
+
+// Store is the SQLite-backed state store. It is safe for concurrent use.
+type Store struct {
+	db   *sql.DB
+	path string
+	now  func() time.Time
+}
+
+// Outgoing is one outbox entry: a finding waiting for delivery.
+type Outgoing struct {
+	Seq      int64 // position in the outbox; delivery order
+	Batch    int64 // findings enqueued by one Commit (one host, one cycle) share a Batch
+	Finding  inventory.Finding
+	Attempts int // failed delivery attempts so far
+}
+
+// Open opens (creating if needed, with mode 0600) the SQLite file at path and
+// brings its schema up to date.
+func Open(ctx context.Context, path string) (*Store, error) {
+	if path == "" || strings.ContainsAny(path, "?#") || strings.HasPrefix(path, "file:") || path == ":memory:" {
+		return nil, fmt.Errorf("store: %q is not a usable file path; set state.path to a plain file path without '?' or '#'", path)
+	}
+	if err := prepareFile(path); err != nil {
+		return nil, err
+	}
+	dsn := path + "?_txlock=immediate" +
+		"&_pragma=busy_timeout(" + fmt.Sprint(busyTimeout.Milliseconds()) + ")" +
+		"&_pragma=journal_mode(WAL)" +
+		"&_pragma=synchronous(FULL)" +
+		"&_pragma=foreign_keys(1)"
+	db, err := sql.Open("sqlite", dsn)
+	if err != nil {
+		return nil, fmt.Errorf("store: open %s: %w", path, err)
+	}
+	db.SetMaxOpenConns(maxOpenConns)
+	s := &Store{db: db, path: path, now: time.Now}
+	if err := s.init(ctx); err != nil {
+		db.Close()
+		return nil, err
+	}
+	return s, nil
+}
+
+// prepareFile creates the database file with mode 0600, or narrows an
+// existing file to 0600: it holds the inventory of every sensitive host.
+// SQLite gives its -wal and -shm files the database file's mode.
+func prepareFile(path string) error {
+	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o600)
+	if err != nil {
+		return fmt.Errorf("store: %w; create the directory, or set state.path to a writable location", err)
+	}
+	defer f.Close()
+	fi, err := f.Stat()
+	if err != nil {
+		return fmt.Errorf("store: %w", err)
+	}
+	if !fi.Mode().IsRegular() {
+		return fmt.Errorf("store: %s is not a regular file; set state.path to a file", path)
+	}
+	if fi.Mode().Perm() != 0o600 {
+		if err := f.Chmod(0o600); err != nil {
+			return fmt.Errorf("store: narrowing %s to mode 0600: %w; fix its owner or permissions", path, err)
+		}
+	}
+	return nil
+}
+
+func (s *Store) init(ctx context.Context) error {
+	var mode string
+	if err := s.db.QueryRowContext(ctx, `PRAGMA journal_mode`).Scan(&mode); err != nil {
+		return fmt.Errorf("store: %s: %w; is it an SQLite file written by svcwatch?", s.path, err)
+	}
+	if !strings.EqualFold(mode, "wal") {
+		return fmt.Errorf("store: %s: journal mode is %q, not WAL; is the file on a filesystem that supports WAL (not a network share)?", s.path, mode)
+	}
+	ms, err := loadMigrations(migrationFS, "migrations")
+	if err != nil {
+		return fmt.Errorf("store: %w", err)
+	}
+	if err := migrate(ctx, s.db, ms, s.stamp); err != nil {
+		return fmt.Errorf("store: %s: %w", s.path, err)
+	}
+	return nil
+}
+
+// Close checkpoints the write-ahead log and closes the database.
+func (s *Store) Close() error {
+	// Best effort: folding the WAL back keeps the file self-contained for backups.
+	_, _ = s.db.Exec(`PRAGMA wal_checkpoint(TRUNCATE)`)
+	if err := s.db.Close(); err != nil {
+		return fmt.Errorf("store: close %s: %w", s.path, err)
+	}
+	return nil
+}
+
+func (s *Store) stamp() string { return s.now().UTC().Format(timeLayout) }
+
+// State returns the stored state of host, or the zero State and a nil error
+// when the host has never been committed.
+func (s *Store) State(ctx context.Context, host string) (inventory.State, error) {
+	var raw string
+	err := s.db.QueryRowContext(ctx, `SELECT state FROM host_state WHERE host = ?`, host).Scan(&raw)
+	if errors.Is(err, sql.ErrNoRows) {
+		return inventory.State{}, nil
+	}
+	if err != nil {
+		return inventory.State{}, fmt.Errorf("store: state of %s: %w", host, err)
+	}
+	var st inventory.State
+	if err := json.Unmarshal([]byte(raw), &st); err != nil {
+		return inventory.State{}, fmt.Errorf("store: state of %s is corrupt: %w", host, err)
+	}
+	return st, nil
+}
+
+// Commit stores a host's new state and its findings in one transaction:
+// the state is upserted, findings are inserted unless their ID is already
+// stored, and each newly inserted, unsuppressed finding is enqueued in the
+// outbox under one new batch. On error nothing is written.
+func (s *Store) Commit(ctx context.Context, st inventory.State, fs []inventory.Finding) error {
+	if st.Host == "" {
+		return errors.New("store: commit: state has no host name")
+	}
+	stateJSON, err := json.Marshal(st)
+	if err != nil {
+		return fmt.Errorf("store: commit %s: encoding state: %w", st.Host, err)
+	}
+	return s.inTx(ctx, "commit "+st.Host, func(tx *sql.Tx, now string) error {
+		if _, err := tx.ExecContext(ctx, `INSERT INTO host_state (host, state, updated) VALUES (?, ?, ?)
+			ON CONFLICT (host) DO UPDATE SET state = excluded.state, updated = excluded.updated`,
+			st.Host, string(stateJSON), now); err != nil {
+			return fmt.Errorf("saving state: %w", err)
+		}
+		return insertFindings(ctx, tx, now, fs)
+	})
+}
+
+// Hosts returns the monitored host set saved by SaveHosts, ordered by name.
+func (s *Store) Hosts(ctx context.Context) ([]inventory.Host, error) {
+	rows, err := s.db.QueryContext(ctx, `SELECT host FROM hosts ORDER BY name`)
+	if err != nil {
+		return nil, fmt.Errorf("store: hosts: %w", err)
+	}
+	defer rows.Close()
+	var hosts []inventory.Host
+	for rows.Next() {
+		var raw string
+		if err := rows.Scan(&raw); err != nil {
+			return nil, fmt.Errorf("store: hosts: %w", err)
+		}
+		var h inventory.Host
+		if err := json.Unmarshal([]byte(raw), &h); err != nil {
+			return nil, fmt.Errorf("store: hosts: corrupt entry: %w", err)
+		}
+		hosts = append(hosts, h)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("store: hosts: %w", err)
+	}
+	return hosts, nil
+}
+
+// SaveHosts replaces the monitored host set and stores its scope findings
+// (enqueued like Commit's), in one transaction.
+func (s *Store) SaveHosts(ctx context.Context, hosts []inventory.Host, fs []inventory.Finding) error {
+	return s.inTx(ctx, "save hosts", func(tx *sql.Tx, now string) error {
+		if _, err := tx.ExecContext(ctx, `DELETE FROM hosts`); err != nil {
+			return err
+		}
+		for _, h := range hosts {
+			if h.Name == "" {
+				return errors.New("a host has no name")
+			}
+			raw, err := json.Marshal(h)
+			if err != nil {
+				return fmt.Errorf("encoding host %s: %w", h.Name, err)
+			}
+			if _, err := tx.ExecContext(ctx, `INSERT INTO hosts (name, host) VALUES (?, ?)
+				ON CONFLICT (name) DO UPDATE SET host = excluded.host`, h.Name, string(raw)); err != nil {
+				return fmt.Errorf("saving host %s: %w", h.Name, err)
+			}
+		}
+		return insertFindings(ctx, tx, now, fs)
+	})
+}
+
+// insertFindings inserts fs (ignoring IDs already stored) and enqueues the
+// newly inserted, unsuppressed ones under one batch created on first need.
+func insertFindings(ctx context.Context, tx *sql.Tx, now string, fs []inventory.Finding) error {
+	var batch int64
+	for i := range fs {
+		f := &fs[i]
+		if f.ID == "" {
+			return fmt.Errorf("finding %d (%s on %s) has no ID", i, f.Kind, f.Host.Name)
+		}
+		raw, err := json.Marshal(f)
+		if err != nil {
+			return fmt.Errorf("encoding finding %s: %w", f.ID, err)
+		}
+		res, err := tx.ExecContext(ctx, `INSERT OR IGNORE INTO findings
+			(id, host, kind, severity, suppressed, at, created, finding) VALUES (?, ?, ?, ?, ?, ?, ?, ?)`,
+			f.ID, f.Host.Name, string(f.Kind), int(f.Severity), f.Suppressed, f.At.UTC().Format(timeLayout), now, string(raw))
+		if err != nil {
+			return fmt.Errorf("saving finding %s: %w", f.ID, err)
+		}
+		n, err := res.RowsAffected()
+		if err != nil {
+			return fmt.Errorf("saving finding %s: %w", f.ID, err)
+		}
+		if n == 0 || f.Suppressed {
+			continue // already stored (and enqueued then), or not to be sent
+		}
+		if batch == 0 {
+			res, err := tx.ExecContext(ctx, `INSERT INTO batches (created) VALUES (?)`, now)
+			if err != nil {
+				return fmt.Errorf("creating batch: %w", err)
+			}
+			if batch, err = res.LastInsertId(); err != nil {
+				return fmt.Errorf("creating batch: %w", err)
+			}
+		}
+		if _, err := tx.ExecContext(ctx, `INSERT INTO outbox (batch, finding_id, enqueued) VALUES (?, ?, ?)`,
+			batch, f.ID, now); err != nil {
+			return fmt.Errorf("enqueueing finding %s: %w", f.ID, err)
+		}
+	}
+	return nil
+}
+
+// Pending returns up to limit outbox entries (all when limit <= 0), oldest first.
+func (s *Store) Pending(ctx context.Context, limit int) ([]Outgoing, error) {
+	if limit <= 0 {
+		limit = -1 // SQLite: no limit
+	}
+	rows, err := s.db.QueryContext(ctx, `SELECT o.seq, o.batch, o.attempts, f.finding
+		FROM outbox o JOIN findings f ON f.id = o.finding_id
+		ORDER BY o.seq LIMIT ?`, limit)
+	if err != nil {
+		return nil, fmt.Errorf("store: pending: %w", err)
+	}
+	defer rows.Close()
+	var out []Outgoing
+	for rows.Next() {
+		var o Outgoing
+		var raw string
+		if err := rows.Scan(&o.Seq, &o.Batch, &o.Attempts, &raw); err != nil {
+			return nil, fmt.Errorf("store: pending: %w", err)
+		}
+		if err := json.Unmarshal([]byte(raw), &o.Finding); err != nil {
+			return nil, fmt.Errorf("store: pending: outbox entry %d is corrupt: %w", o.Seq, err)
+		}
+		out = append(out, o)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("store: pending: %w", err)
+	}
+	return out, nil
+}
+
+// Delivered removes the entries from the outbox and marks their findings
+// delivered, in one transaction. Sequences not in the outbox are ignored.
+func (s *Store) Delivered(ctx context.Context, seqs ...int64) error {
+	if len(seqs) == 0 {
+		return nil
+	}
+	return s.inTx(ctx, "delivered", func(tx *sql.Tx, now string) error {
+		for _, seq := range seqs {
+			if _, err := tx.ExecContext(ctx, `UPDATE findings SET delivered = ?
+				WHERE id = (SELECT finding_id FROM outbox WHERE seq = ?)`, now, seq); err != nil {
+				return fmt.Errorf("marking %d delivered: %w", seq, err)
+			}
+			if _, err := tx.ExecContext(ctx, `DELETE FROM outbox WHERE seq = ?`, seq); err != nil {
+				return fmt.Errorf("removing %d from the outbox: %w", seq, err)
+			}
+		}
+		return nil
+	})
+}
+
+// Attempted records a failed delivery of entry seq: one more attempt and
+// the error (truncated). An entry no longer in the outbox is ignored.
+func (s *Store) Attempted(ctx context.Context, seq int64, errText string) error {
+	if len(errText) > maxErrorText {
+		errText = strings.ToValidUTF8(errText[:maxErrorText], "") + "…"
+	}
+	if _, err := s.db.ExecContext(ctx, `UPDATE outbox SET attempts = attempts + 1, last_attempt = ?, last_error = ?
+		WHERE seq = ?`, s.stamp(), errText, seq); err != nil {
+		return fmt.Errorf("store: recording attempt on %d: %w", seq, err)
+	}
+	return nil
+}
+
+// OutboxDepth is the number of findings waiting for delivery.
+func (s *Store) OutboxDepth(ctx context.Context) (int, error) {
+	var n int
+	if err := s.db.QueryRowContext(ctx, `SELECT COUNT(*) FROM outbox`).Scan(&n); err != nil {
+		return 0, fmt.Errorf("store: outbox depth: %w", err)
+	}
+	return n, nil
+}
+
+// Findings returns the most recently stored findings, newest first: of one
+// host, or of all hosts when host is "". limit <= 0 means no limit.
+func (s *Store) Findings(ctx context.Context, host string, limit int) ([]inventory.Finding, error) {
+	if limit <= 0 {
+		limit = -1
+	}
+	q, args := `SELECT finding FROM findings ORDER BY rowid DESC LIMIT ?`, []any{limit}
+	if host != "" {
+		q, args = `SELECT finding FROM findings WHERE host = ? ORDER BY rowid DESC LIMIT ?`, []any{host, limit}
+	}
+	rows, err := s.db.QueryContext(ctx, q, args...)
+	if err != nil {
+		return nil, fmt.Errorf("store: findings: %w", err)
+	}
+	defer rows.Close()
+	var out []inventory.Finding
+	for rows.Next() {
+		var raw string
+		if err := rows.Scan(&raw); err != nil {
+			return nil, fmt.Errorf("store: findings: %w", err)
+		}
+		var f inventory.Finding
+		if err := json.Unmarshal([]byte(raw), &f); err != nil {
+			return nil, fmt.Errorf("store: findings: corrupt entry: %w", err)
+		}
+		out = append(out, f)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("store: findings: %w", err)
+	}
+	return out, nil
+}
+
+// Meta returns the value stored under key; ok is false when there is none.
+func (s *Store) Meta(ctx context.Context, key string) (value string, ok bool, err error) {
+	err = s.db.QueryRowContext(ctx, `SELECT value FROM meta WHERE key = ?`, key).Scan(&value)
+	if errors.Is(err, sql.ErrNoRows) {
+		return "", false, nil
+	}
+	if err != nil {
+		return "", false, fmt.Errorf("store: meta %s: %w", key, err)
+	}
+	return value, true, nil
+}
+
+// SetMeta stores value under key (small values: markers, timestamps).
+func (s *Store) SetMeta(ctx context.Context, key, value string) error {
+	if _, err := s.db.ExecContext(ctx, `INSERT INTO meta (key, value) VALUES (?, ?)
+		ON CONFLICT (key) DO UPDATE SET value = excluded.value`, key, value); err != nil {
+		return fmt.Errorf("store: set meta %s: %w", key, err)
+	}
+	return nil
+}
+
+// inTx runs fn in one write transaction and commits it, or rolls back
+// everything fn did when it (or the commit) fails.
+func (s *Store) inTx(ctx context.Context, what string, fn func(tx *sql.Tx, now string) error) (err error) {
+	tx, err := s.db.BeginTx(ctx, nil)
+	if err != nil {
+		return fmt.Errorf("store: %s: begin: %w", what, err)
+	}
+	if err := fn(tx, s.stamp()); err != nil {
+		return errors.Join(fmt.Errorf("store: %s: %w", what, err), rollback(tx))
+	}
+	if err := tx.Commit(); err != nil {
+		return fmt.Errorf("store: %s: commit: %w", what, err)
+	}
+	return nil
+}
