@@ -54,6 +54,8 @@ func TestLoadBad(t *testing.T) {
 		{"bad-ldaps-starttls.yaml", `config: testdata/bad-ldaps-starttls.yaml:3: directory.start_tls: is true but ldaps://dc01.corp.example is already TLS (ldaps://); remove start_tls or use ldap:// URLs`},
 		{"bad-ldap-url.yaml", `config: testdata/bad-ldap-url.yaml:2: directory.urls[0]: "https://dc01.corp.example" is not an ldap:// or ldaps:// URL of a server; write e.g. ldaps://dc01.corp.example:636`},
 		{"bad-ldap-filter.yaml", `config: testdata/bad-ldap-filter.yaml:7: directory.targets.filters[0]: "(description=tier0*" is not a valid LDAP filter (ldap: unexpected end of filter); write e.g. (description=tier0*)`},
+		{"bad-exclude.yaml", "config: testdata/bad-exclude.yaml:7: directory.targets.exclude[1]: \"(operatingSystem=*Windows 7*\" is not a valid LDAP filter (ldap: unexpected end of filter); write a host name, a DN, or a filter like (operatingSystem=*Windows 7*)\n" +
+			"config: testdata/bad-exclude.yaml:8: directory.targets.exclude[2]: \"CN=LAB02,,DC=corp\" is neither a host name nor a valid DN; write e.g. CN=LAB01,OU=Lab,DC=corp,DC=example"},
 		{"bad-duplicate-key.yaml", `config: testdata/bad-duplicate-key.yaml:14: log.level: key given twice (first on line 13); keep one`},
 		{"bad-not-bool.yaml", `config: testdata/bad-not-bool.yaml:6: directory.start_tls: "yes" is not true or false`},
 		{"bad-not-int.yaml", `config: testdata/bad-not-int.yaml:6: directory.page_size: "lots" is not a whole number; write digits only, e.g. 500`},

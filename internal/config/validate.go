@@ -332,11 +332,7 @@ func (v *validator) directory(d *Directory) {
 	}
 	for i, f := range d.Targets.Filters {
 		if _, err := ldap.CompileFilter(f); err != nil {
-			var le *ldap.Error
-			if errors.As(err, &le) && le.Err != nil {
-				err = le.Err
-			}
-			v.errorf(fmt.Sprintf("directory.targets.filters[%d]", i), "%q is not a valid LDAP filter (%v); write e.g. (description=tier0*)", f, err)
+			v.errorf(fmt.Sprintf("directory.targets.filters[%d]", i), "%q is not a valid LDAP filter (%v); write e.g. (description=tier0*)", f, ldapErr(err))
 		}
 	}
 	for _, list := range []struct {
@@ -346,6 +342,20 @@ func (v *validator) directory(d *Directory) {
 		for i, s := range list.items {
 			if strings.TrimSpace(s) == "" {
 				v.errorf(fmt.Sprintf("directory.targets.%s[%d]", list.key, i), "is empty; remove the entry")
+			}
+		}
+	}
+	for i, x := range d.Targets.Exclude {
+		key := fmt.Sprintf("directory.targets.exclude[%d]", i)
+		x = strings.TrimSpace(x)
+		switch {
+		case strings.HasPrefix(x, "("):
+			if _, err := ldap.CompileFilter(x); err != nil {
+				v.errorf(key, "%q is not a valid LDAP filter (%v); write a host name, a DN, or a filter like (operatingSystem=*Windows 7*)", x, ldapErr(err))
+			}
+		case strings.Contains(x, "="):
+			if _, err := ldap.ParseDN(x); err != nil {
+				v.errorf(key, "%q is neither a host name nor a valid DN; write e.g. CN=LAB01,OU=Lab,DC=corp,DC=example", x)
 			}
 		}
 	}
@@ -497,6 +507,15 @@ func (v *validator) allow(key string, a *Allow) {
 	for i, k := range a.Kinds {
 		v.oneOf(fmt.Sprintf("%s.kinds[%d]", key, i), k, findingKinds)
 	}
+}
+
+// ldapErr drops go-ldap's result-code wrapping from a filter error.
+func ldapErr(err error) error {
+	var le *ldap.Error
+	if errors.As(err, &le) && le.Err != nil {
+		return le.Err
+	}
+	return err
 }
 
 // regexLiteral returns the body of a /regex/ path pattern.
