@@ -175,7 +175,7 @@ var rules = []Rule{
 		Why:   "A plain program was dropped straight into the Windows or System32 folder and installed as a service by an account other than SYSTEM; Windows' own services come with Windows.",
 		match: systemFolderDrop},
 	{ID: "unquoted-path", Severity: sevLow,
-		Why:   "The image path has spaces and no quotes, so a writable parent folder can hijack it.",
+		Why: "The image path has spaces and no quotes, so a writable parent folder can hijack it.",
 		match: func(s *subject, _ *batch) bool {
 			return !s.driver && !strings.HasPrefix(s.raw, `"`) && strings.Contains(s.exe, " ")
 		}},
