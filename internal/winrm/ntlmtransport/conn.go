@@ -405,11 +405,11 @@ func (t *Transport) wrap(ctx context.Context, ep *endpoint, step string, err err
 	if errors.As(err, &ue) {
 		err = ue.Err
 	}
-	switch {
-	case errors.Is(ctx.Err(), context.DeadlineExceeded) || isTimeout(err):
-		return t.fail(ep, step, fmt.Errorf("%w after %s: %w", ErrTimeout, ep.timeout, context.DeadlineExceeded))
-	case ctx.Err() != nil:
-		return t.fail(ep, step, context.Cause(ctx))
+	switch cerr := ctx.Err(); {
+	case cerr != nil && !errors.Is(cerr, context.DeadlineExceeded):
+		return t.fail(ep, step, context.Cause(ctx)) // cancelled
+	case cerr != nil || isTimeout(err):
+		return t.fail(ep, step, fmt.Errorf("%w (request timeout %s or the caller's deadline): %w", ErrTimeout, ep.timeout, context.DeadlineExceeded))
 	}
 	return t.fail(ep, step, err)
 }

@@ -1,0 +1,641 @@
+package ntlmtransport
+
+import (
+	"bytes"
+	"context"
+	"crypto/tls"
+	"encoding/pem"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/masterzen/winrm"
+
+	"github.com/svcwatch/svcwatch/internal/lab/wsauth"
+	"github.com/svcwatch/svcwatch/internal/ntlm"
+)
+
+const (
+	labUser     = `LAB\svcwatch`
+	labPassword = "S3cret!pw"
+)
+
+// labServer is the lab's independent NTLM server (internal/lab/wsauth) in
+// front of a SOAP handler, with a hook to misbehave before wsauth sees a request.
+type labServer struct {
+	srv        *httptest.Server
+	auth       *wsauth.Auth
+	handshakes atomic.Int32 // successful NTLM logons
+	failed     atomic.Int32
+	mu         sync.Mutex
+	inject     func(w http.ResponseWriter, r *http.Request) bool
+}
+
+func startLab(t *testing.T, inner http.Handler, useTLS bool) *labServer {
+	t.Helper()
+	ls := &labServer{}
+	ls.auth = wsauth.New(wsauth.Options{
+		Users:  map[string]string{labUser: labPassword},
+		Domain: "LAB", DNSDomain: "lab.example", ServerName: "DC01",
+		RequireSealing: true,
+		OnAttempt: func(a wsauth.Attempt) {
+			if a.Method != wsauth.MethodNTLM {
+				return
+			}
+			if a.OK {
+				ls.handshakes.Add(1)
+			} else {
+				ls.failed.Add(1)
+			}
+		},
+	})
+	wrapped := ls.auth.Wrap(inner)
+	ls.srv = httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		ls.mu.Lock()
+		f := ls.inject
+		ls.mu.Unlock()
+		if f != nil && f(w, r) {
+			return
+		}
+		wrapped.ServeHTTP(w, r)
+	}))
+	ls.auth.Configure(ls.srv.Config)
+	if useTLS {
+		ls.srv.StartTLS()
+	} else {
+		ls.srv.Start()
+	}
+	t.Cleanup(ls.srv.Close)
+	return ls
+}
+
+func (ls *labServer) setInject(f func(w http.ResponseWriter, r *http.Request) bool) {
+	ls.mu.Lock()
+	ls.inject = f
+	ls.mu.Unlock()
+}
+
+func (ls *labServer) endpoint(t *testing.T) *winrm.Endpoint {
+	t.Helper()
+	u, err := url.Parse(ls.srv.URL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	port, _ := strconv.Atoi(u.Port())
+	e := &winrm.Endpoint{Host: u.Hostname(), Port: port, HTTPS: u.Scheme == "https", Timeout: 10 * time.Second}
+	if e.HTTPS {
+		e.CACert = pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: ls.srv.Certificate().Raw})
+		e.TLSServerName = "example.com" // httptest's certificate names example.com and 127.0.0.1
+	}
+	return e
+}
+
+func newTransport(t *testing.T, ls *labServer, opts Options) *Transport {
+	t.Helper()
+	if opts.Username == "" {
+		opts.Username, opts.Password = labUser, labPassword
+	}
+	tr, err := New(opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := tr.Transport(ls.endpoint(t)); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = tr.Close() })
+	return tr
+}
+
+// echo answers with what it received, so a test sees the plaintext round trip.
+var echo = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	body, _ := io.ReadAll(r.Body)
+	w.Header().Set("Content-Type", SOAPContentType)
+	fmt.Fprintf(w, "user=%s body=%s", wsauth.User(r.Context()), body)
+})
+
+// wsmanFixtures answers masterzen's shell operations with real Windows
+// responses from ../shared/wire/wsman; the first Receive gets the real
+// OperationTimeout fault (HTTP 500) that masterzen must ride out.
+type wsmanFixtures struct {
+	t        *testing.T
+	dir      string
+	mu       sync.Mutex
+	actions  []string
+	receives int
+}
+
+var actionRE = regexp.MustCompile(`<a:Action[^>]*>([^<]+)</a:Action>`)
+
+func (f *wsmanFixtures) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	body, _ := io.ReadAll(r.Body)
+	m := actionRE.FindSubmatch(body)
+	if m == nil {
+		http.Error(w, "no action", http.StatusBadRequest)
+		return
+	}
+	action := string(m[1][bytes.LastIndexByte(m[1], '/')+1:])
+	f.mu.Lock()
+	f.actions = append(f.actions, action)
+	file, status := "", http.StatusOK
+	switch action {
+	case "Create":
+		file = "create-response.pypsrp-winrs_standard.xml"
+	case "Command":
+		file = "command-response.pypsrp-winrs_standard.xml"
+	case "Receive":
+		f.receives++
+		file = "receive-response-done-exitcode0.pypsrp-winrs_standard.xml"
+		if f.receives == 1 {
+			file, status = "fault-timedout-2150858793.pypsrp-winrs_operation_timeout.xml", http.StatusInternalServerError
+		}
+	case "Signal":
+		file = "signal-response.pypsrp-winrs_standard.xml"
+	case "Delete":
+		file = "delete-response.pypsrp-winrs_standard.xml"
+	}
+	f.mu.Unlock()
+	data, err := os.ReadFile(filepath.Join(f.dir, file))
+	if err != nil {
+		f.t.Errorf("fixture for %s: %v", action, err)
+		http.Error(w, "no fixture", http.StatusInternalServerError)
+		return
+	}
+	w.Header().Set("Content-Type", SOAPContentType)
+	w.WriteHeader(status)
+	_, _ = w.Write(data)
+}
+
+func (f *wsmanFixtures) seen() []string {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return append([]string(nil), f.actions...)
+}
+
+// A masterzen client runs a command through the transport against the lab's
+// NTLM server: sealed over http, plain over https, sealed over https.
+func TestMasterzenRunAgainstLab(t *testing.T) {
+	tests := []struct {
+		name    string
+		tls     bool
+		sealing Sealing
+	}{
+		{"http sealed", false, SealAuto},
+		{"https unsealed", true, SealAuto},
+		{"https sealed", true, SealAlways},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			fx := &wsmanFixtures{t: t, dir: filepath.Join(sharedDir(t), "wire", "wsman")}
+			ls := startLab(t, fx, tt.tls)
+			var sealedRequests atomic.Int32
+			ls.setInject(func(w http.ResponseWriter, r *http.Request) bool {
+				if strings.HasPrefix(r.Header.Get("Content-Type"), "multipart/encrypted") {
+					sealedRequests.Add(1)
+				}
+				return false
+			})
+			tr, err := New(Options{Username: labUser, Password: labPassword, Sealing: tt.sealing, Timeout: 10 * time.Second})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer tr.Close()
+			ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+			defer cancel()
+			params := winrm.NewParameters("PT60S", "en-US", 153600)
+			params.TransportDecorator = func() winrm.Transporter { return tr.WithContext(ctx) }
+
+			for run := 1; run <= 2; run++ {
+				client, err := winrm.NewClientWithParameters(ls.endpoint(t), "unused", "unused", params)
+				if err != nil {
+					t.Fatal(err)
+				}
+				var stdout, stderr bytes.Buffer
+				code, err := client.RunWithContext(ctx, "echo hi", &stdout, &stderr)
+				if err != nil || code != 0 {
+					t.Fatalf("run %d: exit %d, err %v, stderr %q", run, code, err, stderr.String())
+				}
+				if stdout.String() != "hi\r\n" {
+					t.Fatalf("run %d: stdout %q, want %q", run, stdout.String(), "hi\r\n")
+				}
+			}
+			want := "Create Command Receive Receive Signal Delete Create Command Receive Signal Delete"
+			if got := strings.Join(fx.seen(), " "); got != want {
+				t.Errorf("actions %q, want %q", got, want)
+			}
+			// One logon for eleven messages: the context and its sequence
+			// numbers lived across all of them on one connection.
+			if n := ls.handshakes.Load(); n != 1 {
+				t.Errorf("%d NTLM logons, want 1", n)
+			}
+			wantSealed := int32(0)
+			if tt.sealing == SealAlways || !tt.tls {
+				wantSealed = 11
+			}
+			if n := sealedRequests.Load(); n != wantSealed {
+				t.Errorf("%d sealed requests, want %d", n, wantSealed)
+			}
+		})
+	}
+}
+
+func TestEchoAndUser(t *testing.T) {
+	ls := startLab(t, echo, false)
+	tr := newTransport(t, ls, Options{})
+	for i := 0; i < 3; i++ {
+		msg := fmt.Sprintf("<s:Envelope>message %d %s</s:Envelope>", i, strings.Repeat("é", i*3000))
+		out, err := tr.base.RoundTrip([]byte(msg))
+		if err != nil {
+			t.Fatalf("message %d: %v", i, err)
+		}
+		if want := "user=" + labUser + " body=" + msg; string(out) != want {
+			t.Fatalf("message %d: got %.80q", i, out)
+		}
+	}
+	if n := ls.handshakes.Load(); n != 1 {
+		t.Errorf("%d logons, want 1", n)
+	}
+}
+
+func TestWrongPassword(t *testing.T) {
+	ls := startLab(t, echo, false)
+	tr := newTransport(t, ls, Options{Username: labUser, Password: "wrong"})
+	_, err := tr.base.RoundTrip([]byte("x"))
+	if !errors.Is(err, ErrAuth) {
+		t.Fatalf("err = %v, want ErrAuth", err)
+	}
+	if strings.Contains(err.Error(), "wrong") {
+		t.Fatalf("the password leaked into the error: %v", err)
+	}
+	if ls.failed.Load() != 1 {
+		t.Errorf("%d failed logons at the server, want 1", ls.failed.Load())
+	}
+}
+
+// Every way the server can misbehave gives the right error, and the next
+// request recovers on a fresh, re-authenticated connection.
+func TestServerMisbehaviour(t *testing.T) {
+	tests := []struct {
+		name   string
+		inject func(w http.ResponseWriter, r *http.Request)
+		want   error
+		logons int32 // after the recovery request
+	}{
+		{
+			name: "plaintext 200",
+			inject: func(w http.ResponseWriter, r *http.Request) {
+				w.Header().Set("Content-Type", SOAPContentType)
+				_, _ = io.WriteString(w, "<s:Envelope>forged</s:Envelope>")
+			},
+			want: ErrNotEncrypted, logons: 2,
+		},
+		{
+			name: "plaintext 500",
+			inject: func(w http.ResponseWriter, r *http.Request) {
+				w.Header().Set("Content-Type", SOAPContentType)
+				w.WriteHeader(http.StatusInternalServerError)
+				_, _ = io.WriteString(w, "<s:Envelope>forged fault</s:Envelope>")
+			},
+			want: ErrNotEncrypted, logons: 2,
+		},
+		{
+			name: "garbage multipart",
+			inject: func(w http.ResponseWriter, r *http.Request) {
+				w.Header().Set("Content-Type", ContentType)
+				_, _ = io.WriteString(w, "--Encrypted Boundary\r\n\tContent-Type: application/HTTP-SPNEGO-session-encrypted\r\n\tOriginalContent: type=x;Length=999999\r\n--Encrypted Boundary\r\n\tContent-Type: application/octet-stream\r\n\x10\x00\x00\x00abc")
+			},
+			want: ErrProtocol, logons: 2,
+		},
+		{
+			name: "forged sealed answer",
+			inject: func(w http.ResponseWriter, r *http.Request) {
+				s, _ := ntlm.NewSession(bytes.Repeat([]byte{7}, 16), ntlm.DefaultFlags, ntlm.RoleServer)
+				sig, sealed := s.Seal([]byte("<s:Envelope>forged</s:Envelope>"))
+				w.Header().Set("Content-Type", ContentType)
+				_, _ = w.Write(EncodeEncrypted(EncryptedPart{Signature: sig, Sealed: sealed}))
+			},
+			want: ntlm.ErrSignature, logons: 2,
+		},
+		{
+			name: "401 on an authenticated connection",
+			inject: func(w http.ResponseWriter, r *http.Request) {
+				w.Header().Set("WWW-Authenticate", "Negotiate")
+				w.WriteHeader(http.StatusUnauthorized)
+			},
+			want: nil, logons: 2, // re-authenticated on a new connection and resent
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			ls := startLab(t, echo, false)
+			tr := newTransport(t, ls, Options{})
+			if _, err := tr.base.RoundTrip([]byte("first")); err != nil {
+				t.Fatal(err)
+			}
+			var once atomic.Bool
+			ls.setInject(func(w http.ResponseWriter, r *http.Request) bool {
+				if r.Header.Get("Authorization") != "" || !once.CompareAndSwap(false, true) {
+					return false
+				}
+				_, _ = io.Copy(io.Discard, r.Body)
+				tt.inject(w, r)
+				return true
+			})
+			out, err := tr.base.RoundTrip([]byte("second"))
+			if tt.want == nil {
+				if err != nil || !strings.HasSuffix(string(out), "body=second") {
+					t.Fatalf("got %q, %v", out, err)
+				}
+			} else {
+				if !errors.Is(err, tt.want) {
+					t.Fatalf("err = %v, want %v", err, tt.want)
+				}
+				if out != nil {
+					t.Fatalf("returned %q with the error", out)
+				}
+				var ue *url.Error
+				if errors.As(err, &ue) {
+					t.Fatal("a *url.Error escaped")
+				}
+				out, err = tr.base.RoundTrip([]byte("third"))
+				if err != nil || !strings.HasSuffix(string(out), "body=third") {
+					t.Fatalf("recovery: %q, %v", out, err)
+				}
+			}
+			if n := ls.handshakes.Load(); n != tt.logons {
+				t.Errorf("%d logons, want %d", n, tt.logons)
+			}
+		})
+	}
+}
+
+func TestResponseTooLarge(t *testing.T) {
+	big := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		_, _ = io.Copy(io.Discard, r.Body)
+		w.Header().Set("Content-Type", SOAPContentType)
+		_, _ = w.Write(bytes.Repeat([]byte("x"), 300<<10))
+	})
+	ls := startLab(t, big, false)
+	tr := newTransport(t, ls, Options{MaxResponseBytes: 256 << 10})
+	if _, err := tr.base.RoundTrip([]byte("q")); !errors.Is(err, ErrResponseTooLarge) {
+		t.Fatalf("err = %v, want ErrResponseTooLarge", err)
+	}
+}
+
+// slow blocks each SOAP request until release is closed or the client gives up.
+func slow(release <-chan struct{}) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		body, _ := io.ReadAll(r.Body)
+		if !bytes.Contains(body, []byte("fast")) {
+			select {
+			case <-release:
+			case <-r.Context().Done():
+				return
+			}
+		}
+		w.Header().Set("Content-Type", SOAPContentType)
+		_, _ = w.Write(body)
+	})
+}
+
+func TestTimeout(t *testing.T) {
+	release := make(chan struct{})
+	defer close(release)
+	ls := startLab(t, slow(release), false)
+	tr := newTransport(t, ls, Options{Timeout: 300 * time.Millisecond})
+	start := time.Now()
+	_, err := tr.base.RoundTrip([]byte("slow please"))
+	if !errors.Is(err, ErrTimeout) || !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("err = %v, want ErrTimeout and DeadlineExceeded", err)
+	}
+	var ue *url.Error
+	if errors.As(err, &ue) {
+		t.Fatal("a *url.Error escaped: masterzen would retry it forever")
+	}
+	if d := time.Since(start); d > 2*time.Second {
+		t.Fatalf("took %v", d)
+	}
+	if out, err := tr.base.RoundTrip([]byte("fast")); err != nil || string(out) != "fast" {
+		t.Fatalf("after a timeout: %q, %v", out, err)
+	}
+}
+
+// Cancelling the bound context aborts the request in flight; requests made
+// afterwards (masterzen's Signal and Delete) share the cleanup budget.
+func TestCancelAndCleanupBudget(t *testing.T) {
+	release := make(chan struct{})
+	defer close(release)
+	ls := startLab(t, slow(release), false)
+	tr := newTransport(t, ls, Options{CleanupTimeout: 400 * time.Millisecond})
+	ctx, cancel := context.WithCancel(context.Background())
+	b := tr.WithContext(ctx)
+	if _, err := b.RoundTrip([]byte("fast")); err != nil {
+		t.Fatal(err)
+	}
+	time.AfterFunc(100*time.Millisecond, cancel)
+	start := time.Now()
+	_, err := b.RoundTrip([]byte("slow"))
+	if !errors.Is(err, context.Canceled) {
+		t.Fatalf("err = %v, want context.Canceled", err)
+	}
+	if d := time.Since(start); d > time.Second {
+		t.Fatalf("cancellation took %v", d)
+	}
+	// Cleanup after the cancel still goes out...
+	if out, err := b.RoundTrip([]byte("fast cleanup")); err != nil || string(out) != "fast cleanup" {
+		t.Fatalf("cleanup request: %q, %v", out, err)
+	}
+	// ...but within one shared budget.
+	start = time.Now()
+	if _, err := b.RoundTrip([]byte("slow cleanup")); !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("err = %v, want the cleanup budget to expire", err)
+	}
+	if _, err := b.RoundTrip([]byte("fast again")); !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("err = %v, want the spent budget to refuse at once", err)
+	}
+	if d := time.Since(start); d > time.Second {
+		t.Fatalf("cleanup took %v past a 400ms budget", d)
+	}
+
+	// With cleanup disabled, a done context refuses at once.
+	tr2 := newTransport(t, ls, Options{CleanupTimeout: -1})
+	if _, err := tr2.WithContext(ctx).RoundTrip([]byte("fast")); !errors.Is(err, context.Canceled) {
+		t.Fatalf("err = %v, want context.Canceled", err)
+	}
+}
+
+// A connection the server closed while idle is replaced transparently; one
+// idle past IdleTimeout is not even tried.
+func TestReconnect(t *testing.T) {
+	ls := startLab(t, echo, false)
+	tr := newTransport(t, ls, Options{IdleTimeout: time.Hour})
+	if _, err := tr.base.RoundTrip([]byte("a")); err != nil {
+		t.Fatal(err)
+	}
+	ls.srv.CloseClientConnections()
+	if out, err := tr.base.RoundTrip([]byte("b")); err != nil || !strings.HasSuffix(string(out), "body=b") {
+		t.Fatalf("after the server closed the connection: %q, %v", out, err)
+	}
+	if n := ls.handshakes.Load(); n != 2 {
+		t.Errorf("%d logons, want 2", n)
+	}
+
+	tr2 := newTransport(t, ls, Options{IdleTimeout: 50 * time.Millisecond})
+	for _, m := range []string{"c", "d"} {
+		if _, err := tr2.base.RoundTrip([]byte(m)); err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	if n := ls.handshakes.Load(); n != 4 {
+		t.Errorf("%d logons, want 4 (each idle connection replaced)", n)
+	}
+}
+
+// A server that offers only the NTLM scheme gets NTLM tokens.
+func TestNTLMSchemeOnly(t *testing.T) {
+	ls := startLab(t, echo, false)
+	var negotiateSeen atomic.Int32
+	ls.setInject(func(w http.ResponseWriter, r *http.Request) bool {
+		if strings.HasPrefix(r.Header.Get("Authorization"), "Negotiate ") {
+			negotiateSeen.Add(1)
+			w.Header().Set("WWW-Authenticate", "NTLM")
+			w.WriteHeader(http.StatusUnauthorized)
+			return true
+		}
+		return false
+	})
+	tr := newTransport(t, ls, Options{})
+	for _, m := range []string{"a", "b"} {
+		if out, err := tr.base.RoundTrip([]byte(m)); err != nil || !strings.HasSuffix(string(out), "body="+m) {
+			t.Fatalf("%q, %v", out, err)
+		}
+	}
+	ls.srv.CloseClientConnections()
+	if _, err := tr.base.RoundTrip([]byte("c")); err != nil {
+		t.Fatal(err)
+	}
+	if n := negotiateSeen.Load(); n != 1 {
+		t.Errorf("Negotiate tried %d times, want once (the scheme is remembered)", n)
+	}
+}
+
+func TestRefusesUnauthenticatedOrUnsealable(t *testing.T) {
+	open := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", SOAPContentType)
+		_, _ = io.WriteString(w, "<s:Envelope/>")
+	}))
+	defer open.Close()
+	tr, _ := New(Options{Username: labUser, Password: labPassword})
+	u, _ := url.Parse(open.URL)
+	port, _ := strconv.Atoi(u.Port())
+	if err := tr.Transport(&winrm.Endpoint{Host: "127.0.0.1", Port: port}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := tr.base.RoundTrip([]byte("x")); !errors.Is(err, ErrAuth) {
+		t.Fatalf("err = %v, want ErrAuth for a server that never challenges", err)
+	}
+
+	never, _ := New(Options{Username: labUser, Password: labPassword, Sealing: SealNever})
+	if err := never.Transport(&winrm.Endpoint{Host: "127.0.0.1", Port: port}); err == nil || !strings.Contains(err.Error(), "allow_insecure") {
+		t.Fatalf("SealNever over http: err = %v, want a refusal naming allow_insecure", err)
+	}
+	allowed, _ := New(Options{Username: labUser, Password: labPassword, Sealing: SealNever, AllowUnsealedHTTP: true})
+	if err := allowed.Transport(&winrm.Endpoint{Host: "127.0.0.1", Port: port}); err != nil {
+		t.Fatalf("SealNever with AllowUnsealedHTTP: %v", err)
+	}
+	if _, err := New(Options{}); err == nil {
+		t.Error("New without a username succeeded")
+	}
+	if _, err := (&Transport{}).resolve(nil); err == nil {
+		t.Error("nil endpoint accepted")
+	}
+}
+
+// Over http with sealing off (allowed explicitly) the lab, like Windows with
+// AllowUnencrypted=false, refuses the plaintext body: the error must say so.
+func TestUnsealedHTTPRefusedByServer(t *testing.T) {
+	ls := startLab(t, echo, false)
+	tr := newTransport(t, ls, Options{Sealing: SealNever, AllowUnsealedHTTP: true})
+	if _, err := tr.base.RoundTrip([]byte("plain")); !errors.Is(err, ErrAuth) {
+		t.Fatalf("err = %v, want ErrAuth (401)", err)
+	}
+}
+
+func TestTLSVerification(t *testing.T) {
+	ls := startLab(t, echo, true)
+	tr, _ := New(Options{Username: labUser, Password: labPassword})
+	e := ls.endpoint(t)
+	e.CACert = nil // the system roots do not know httptest's certificate
+	if err := tr.Transport(e); err != nil {
+		t.Fatal(err)
+	}
+	_, err := tr.base.RoundTrip([]byte("x"))
+	if !errors.Is(err, ErrConnect) {
+		t.Fatalf("err = %v, want ErrConnect for an unknown certificate", err)
+	}
+	// An explicit TLS config wins over the endpoint's settings.
+	pool := ls.srv.Client().Transport.(*http.Transport).TLSClientConfig.RootCAs
+	tr2 := newTransport(t, ls, Options{TLSConfig: &tls.Config{RootCAs: pool, ServerName: "example.com", MinVersion: tls.VersionTLS12}})
+	if out, err := tr2.base.RoundTrip([]byte("x")); err != nil || !strings.HasSuffix(string(out), "body=x") {
+		t.Fatalf("%q, %v", out, err)
+	}
+}
+
+func TestConnectErrors(t *testing.T) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	port := l.Addr().(*net.TCPAddr).Port
+	l.Close() // nothing listens there now
+	tr, _ := New(Options{Username: labUser, Password: labPassword})
+	if err := tr.Transport(&winrm.Endpoint{Host: "127.0.0.1", Port: port}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := tr.base.RoundTrip([]byte("x")); !errors.Is(err, ErrConnect) || !strings.Contains(err.Error(), "127.0.0.1:"+strconv.Itoa(port)) {
+		t.Fatalf("err = %v, want ErrConnect naming the address", err)
+	}
+}
+
+// Concurrent requests share the one connection in turn.
+func TestConcurrentRequests(t *testing.T) {
+	ls := startLab(t, echo, false)
+	tr := newTransport(t, ls, Options{})
+	var wg sync.WaitGroup
+	errs := make(chan error, 8)
+	for i := 0; i < 8; i++ {
+		wg.Add(1)
+		go func(i int) {
+			defer wg.Done()
+			m := fmt.Sprintf("m%d", i)
+			out, err := tr.base.RoundTrip([]byte(m))
+			if err == nil && !strings.HasSuffix(string(out), "body="+m) {
+				err = fmt.Errorf("got %q for %s", out, m)
+			}
+			errs <- err
+		}(i)
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		if err != nil {
+			t.Error(err)
+		}
+	}
+	if n := ls.handshakes.Load(); n != 1 {
+		t.Errorf("%d logons, want 1", n)
+	}
+}
