@@ -7,6 +7,7 @@ import (
 	"net/url"
 	"regexp"
 	"runtime"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -68,6 +69,9 @@ var (
 		string(inventory.KindInstalled), string(inventory.KindEphemeral), string(inventory.KindSilent),
 		string(inventory.KindModified), string(inventory.KindRemoved), string(inventory.KindTamper),
 		string(inventory.KindUnreachable), string(inventory.KindRecovered), string(inventory.KindScope),
+	}
+	hostKinds = []string{
+		string(inventory.KindTamper), string(inventory.KindUnreachable), string(inventory.KindRecovered), string(inventory.KindScope),
 	}
 	envNameRE = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)
 	// hostNameRE is a DNS name or an IP literal; no spaces, schemes or paths.
@@ -193,6 +197,11 @@ func (v *validator) applyDefaults(c *Config) {
 	dur("slack.timeout", &s.Timeout, DefaultSlackTimeout)
 	for i := range s.Routes {
 		s.Routes[i].MinSeverity = strings.ToLower(s.Routes[i].MinSeverity)
+	}
+	for i := range c.Allow {
+		for j, k := range c.Allow[i].Kinds {
+			c.Allow[i].Kinds[j] = strings.ToLower(strings.TrimSpace(k))
+		}
 	}
 
 	if c.DefaultAllow == nil {
@@ -488,8 +497,13 @@ func (v *validator) slack(s *Slack) {
 }
 
 func (v *validator) allow(key string, a *Allow) {
-	if a.Name == "" && a.Path == "" && a.Account == "" {
-		v.errorf(key, "matches every service; set at least one of name, path or account")
+	// Host-level kinds (tamper, unreachable, ...) may be allowed per host or group without a service match.
+	hostOnly := len(a.Kinds) > 0
+	for _, k := range a.Kinds {
+		hostOnly = hostOnly && slices.Contains(hostKinds, k)
+	}
+	if a.Name == "" && a.Path == "" && a.Account == "" && !(hostOnly && len(a.Hosts)+len(a.Groups) > 0) {
+		v.errorf(key, "matches every service; set at least one of name, path or account (or kinds of host findings with hosts or groups)")
 	}
 	if re, ok := regexLiteral(a.Path); ok {
 		if _, err := regexp.Compile(re); err != nil {
@@ -524,29 +538,6 @@ func regexLiteral(s string) (string, bool) {
 		return s[1 : len(s)-1], true
 	}
 	return "", false
-}
-
-// ExpiresAt is the first instant (UTC) at which the entry no longer applies,
-// or the zero time when it never expires (or Expires is malformed: Load rejects that).
-func (a Allow) ExpiresAt() time.Time {
-	if a.Expires == "" {
-		return time.Time{}
-	}
-	t, err := time.Parse(allowDateLayout, a.Expires)
-	if err != nil {
-		return time.Time{}
-	}
-	return t.AddDate(0, 0, 1)
-}
-
-// PathRegexp returns the compiled pattern when Path is written /regex/.
-func (a Allow) PathRegexp() (*regexp.Regexp, bool) {
-	re, ok := regexLiteral(a.Path)
-	if !ok {
-		return nil, false
-	}
-	r, err := regexp.Compile(re)
-	return r, err == nil
 }
 
 // Warnings lists settings that are valid but weaken security, for the log at start.
