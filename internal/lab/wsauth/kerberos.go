@@ -1,6 +1,7 @@
 package wsauth
 
 import (
+	"context"
 	"encoding/base64"
 	"errors"
 	"fmt"
@@ -46,7 +47,15 @@ func (a *Auth) serveKerberos(w http.ResponseWriter, r *http.Request, c *connCont
 		settings = append(settings, service.KeytabPrincipal(k.ServicePrincipal))
 	}
 	svc := spnego.SPNEGOService(k.Keytab, settings...)
-	ok, ctx, status := svc.AcceptSecContext(st)
+	var (
+		ok     bool
+		ctx    context.Context
+		status gssapi.Status
+	)
+	if err := guard(func() error { ok, ctx, status = svc.AcceptSecContext(st); return nil }); err != nil {
+		status = gssapi.Status{Code: gssapi.StatusDefectiveToken, Message: err.Error()}
+		ok = false
+	}
 	if !ok || status.Code != gssapi.StatusComplete || ctx == nil {
 		a.fail(w, r, c, MethodKerberos, "", fmt.Errorf("Kerberos AP-REQ refused: %s", status.Message))
 		return

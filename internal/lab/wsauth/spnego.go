@@ -22,9 +22,9 @@ func isKerberosOID(o asn1.ObjectIdentifier) bool {
 // GSS token.
 func (a *Auth) serveSPNEGO(w http.ResponseWriter, r *http.Request, c *connContext, scheme string, raw []byte, next http.Handler) {
 	var st spnego.SPNEGOToken
-	if err := st.Unmarshal(raw); err != nil {
+	if err := guard(func() error { return st.Unmarshal(raw) }); err != nil {
 		var k5 spnego.KRB5Token
-		if k5.Unmarshal(raw) != nil {
+		if guard(func() error { return k5.Unmarshal(raw) }) != nil {
 			a.fail(w, r, c, "", "", fmt.Errorf("%s token is neither NTLMSSP, SPNEGO nor Kerberos: %v", scheme, err))
 			return
 		}
@@ -75,4 +75,15 @@ func marshalNegTokenResp(t spnego.NegTokenResp) []byte {
 		panic("wsauth: marshal NegTokenResp: " + err.Error())
 	}
 	return b
+}
+
+// guard runs a third-party parser on untrusted input and turns a panic in
+// it into an error, so a malformed token can never take the lab down.
+func guard(f func() error) (err error) {
+	defer func() {
+		if p := recover(); p != nil {
+			err = fmt.Errorf("token parser panicked: %v", p)
+		}
+	}()
+	return f()
 }
