@@ -120,6 +120,26 @@ func TestErrorsAreStructured(t *testing.T) {
 	}
 }
 
+// Aliases cannot expand a small file into a huge configuration.
+func TestAliasExpansionBounded(t *testing.T) {
+	var b strings.Builder
+	b.WriteString("directory:\n  targets:\n    hosts: &h [")
+	for i := 0; i < 1000; i++ {
+		fmt.Fprintf(&b, "h%d.corp.example,", i)
+	}
+	b.WriteString("x.corp.example]\nallow:\n")
+	for i := 0; i < 500; i++ {
+		b.WriteString("  - {name: x, reason: y, hosts: *h}\n")
+	}
+	_, err := Parse([]byte(b.String()), "bomb.yaml")
+	if err == nil || !strings.Contains(err.Error(), "expands to more than 200000 values") {
+		t.Fatalf("err = %.300v, want the expansion bound", err)
+	}
+	if n := strings.Count(err.Error(), "expands to more than"); n != 1 {
+		t.Errorf("bound reported %d times, want once", n)
+	}
+}
+
 func TestLoadMissingFile(t *testing.T) {
 	_, err := Load("testdata/does-not-exist.yaml")
 	if err == nil || !strings.Contains(err.Error(), "does-not-exist.yaml") || !strings.Contains(err.Error(), "--config") {

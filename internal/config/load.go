@@ -96,6 +96,7 @@ type decoder struct {
 	errs  []error
 	lines map[string]int  // key path -> line of the key in the file
 	set   map[string]bool // key paths present with a non-null value
+	nodes int             // values decoded so far, bounded by maxNodes
 }
 
 func (d *decoder) errorf(line int, key, format string, args ...any) {
@@ -159,7 +160,12 @@ func yamlErrorText(err error) string {
 
 var durationType = reflect.TypeOf(time.Duration(0))
 
-const maxAliasDepth = 32
+const (
+	maxAliasDepth = 32
+	// maxNodes bounds the values decoded, so aliases cannot expand a small
+	// file into a huge configuration.
+	maxNodes = 200000
+)
 
 func resolveAlias(n *yaml.Node) *yaml.Node {
 	for i := 0; n != nil && n.Kind == yaml.AliasNode && i < maxAliasDepth; i++ {
@@ -199,6 +205,12 @@ func (d *decoder) decode(path string, n *yaml.Node, v reflect.Value) {
 		return
 	}
 	if isNull(n) {
+		return
+	}
+	if d.nodes++; d.nodes > maxNodes {
+		if d.nodes == maxNodes+1 {
+			d.errorf(n.Line, path, "the file expands to more than %d values (aliases?); write a smaller configuration", maxNodes)
+		}
 		return
 	}
 	d.set[path] = true
