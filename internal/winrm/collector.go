@@ -107,7 +107,7 @@ func normalize(cfg config.WinRM) (config.WinRM, error) {
 }
 
 func warnInsecure(cfg config.WinRM, logger *slog.Logger) {
-	if cfg.Scheme == "http" && cfg.AllowInsecure && (cfg.Auth == "basic" || cfg.Auth == "kerberos" || (cfg.Auth == "ntlm" && sealedTransport == nil)) {
+	if cfg.Scheme == "http" && cfg.AllowInsecure && (cfg.Auth == "basic" || cfg.Auth == "kerberos") {
 		logger.Warn("winrm: allow_insecure is set: WinRM traffic to every host is NOT encrypted", "scheme", cfg.Scheme, "auth", cfg.Auth)
 	}
 	if cfg.InsecureSkipVerify {
@@ -166,7 +166,7 @@ func (c *Collector) collect(ctx context.Context, host string, req inventory.Coll
 
 // Close releases idle connections.
 func (c *Collector) Close() error {
-	c.tr.client.CloseIdleConnections()
+	c.tr.rt.closeIdle()
 	return nil
 }
 

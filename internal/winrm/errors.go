@@ -32,8 +32,6 @@ var (
 	ErrCommandTooLong = errors.New("command line too long")
 	// ErrFault: any other WS-Management fault.
 	ErrFault = errors.New("WS-Management fault")
-	// ErrNotAvailable: the configured transport is not built into this svcwatch.
-	ErrNotAvailable = errors.New("transport not available")
 	// ErrScript: the collector script ran but could not answer (non-zero exit).
 	ErrScript = errors.New("collector failed")
 )

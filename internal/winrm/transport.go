@@ -6,13 +6,13 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"fmt"
+	ntlmssp "github.com/Azure/go-ntlmssp"
 	"io"
 	"log/slog"
 	"net"
 	"net/http"
 	"os"
 	"strconv"
-	"strings"
 	"time"
 
 	"github.com/svcwatch/svcwatch/internal/config"
@@ -31,12 +31,19 @@ type authorizer interface {
 	authorize(req *http.Request, host string) error
 }
 
-// transport sends SOAP envelopes to hosts over one keep-alive HTTP client.
+// soapRoundTripper sends one SOAP envelope to a host and returns the HTTP
+// status and the (decrypted) reply. Its errors are already classified.
+type soapRoundTripper interface {
+	roundTrip(ctx context.Context, host string, body []byte) (status int, reply []byte, err error)
+	closeIdle()
+}
+
+// transport sends SOAP envelopes to hosts and turns answers into envelopes
+// or classified errors.
 type transport struct {
 	scheme string
 	port   int
-	client *http.Client
-	auth   authorizer
+	rt     soapRoundTripper
 	// kerberos: a 401 after a valid ticket means "no rights", not "bad password".
 	credentialsProven bool
 }
@@ -48,30 +55,11 @@ func (t *transport) url(host string) string {
 // post sends one envelope and returns the parsed answer. Faults come back as
 // errors wrapping a sentinel (see classifyFault).
 func (t *transport) post(ctx context.Context, host string, body string) (*envelope, error) {
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, t.url(host), strings.NewReader(body))
+	status, data, err := t.rt.roundTrip(ctx, host, []byte(body))
 	if err != nil {
-		return nil, fmt.Errorf("%w: %v", ErrProtocol, err)
-	}
-	req.Header.Set("Content-Type", soapContentType)
-	if err := t.auth.authorize(req, host); err != nil {
-		if ctx.Err() != nil {
-			return nil, ctxError(ctx)
-		}
 		return nil, err
 	}
-	resp, err := t.client.Do(req)
-	if err != nil {
-		return nil, classifyTransport(ctx, err)
-	}
-	defer resp.Body.Close()
-	data, err := io.ReadAll(io.LimitReader(resp.Body, maxReplyBytes+1))
-	if err != nil {
-		return nil, classifyTransport(ctx, err)
-	}
-	if len(data) > maxReplyBytes {
-		return nil, fmt.Errorf("%w: a reply larger than %d bytes", ErrProtocol, maxReplyBytes)
-	}
-	switch resp.StatusCode {
+	switch status {
 	case http.StatusOK:
 		env, err := parseEnvelope(data)
 		if err != nil {
@@ -94,53 +82,103 @@ func (t *transport) post(ctx context.Context, host string, body string) (*envelo
 			return nil, classifyFault(env.Fault)
 		}
 	}
-	return nil, fmt.Errorf("%w: HTTP %d without a WS-Management fault: %s", ErrProtocol, resp.StatusCode, sanitize(string(data), 200))
+	return nil, fmt.Errorf("%w: HTTP %d without a WS-Management fault: %s", ErrProtocol, status, sanitize(string(data), 200))
 }
+
+// httpRoundTripper is net/http with an authorizer: HTTPS with NTLM (go-ntlmssp
+// negotiator), Basic, Kerberos (SPNEGO) or a client certificate.
+type httpRoundTripper struct {
+	scheme string
+	port   int
+	client *http.Client
+	auth   authorizer
+}
+
+func (h *httpRoundTripper) roundTrip(ctx context.Context, host string, body []byte) (int, []byte, error) {
+	url := h.scheme + "://" + net.JoinHostPort(host, strconv.Itoa(h.port)) + "/wsman"
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, url, bytes.NewReader(body))
+	if err != nil {
+		return 0, nil, fmt.Errorf("%w: %v", ErrProtocol, err)
+	}
+	req.Header.Set("Content-Type", soapContentType)
+	if err := h.auth.authorize(req, host); err != nil {
+		if ctx.Err() != nil {
+			return 0, nil, ctxError(ctx)
+		}
+		return 0, nil, err
+	}
+	resp, err := h.client.Do(req)
+	if err != nil {
+		return 0, nil, classifyTransport(ctx, err)
+	}
+	defer resp.Body.Close()
+	data, err := io.ReadAll(io.LimitReader(resp.Body, maxReplyBytes+1))
+	if err != nil {
+		return 0, nil, classifyTransport(ctx, err)
+	}
+	if len(data) > maxReplyBytes {
+		return 0, nil, fmt.Errorf("%w: a reply larger than %d bytes", ErrProtocol, maxReplyBytes)
+	}
+	return resp.StatusCode, data, nil
+}
+
+func (h *httpRoundTripper) closeIdle() { h.client.CloseIdleConnections() }
 
 // newTransport builds the HTTP side for cfg: TLS, dialing (connect_to),
 // timeouts, keep-alive, and the authenticator.
 func newTransport(cfg config.WinRM, password string, opTimeout time.Duration, logger *slog.Logger) (*transport, error) {
+	t := &transport{scheme: cfg.Scheme, port: cfg.Port}
+	if cfg.Scheme == "http" && cfg.Auth == "ntlm" {
+		rt, err := newSealed(cfg, password, opTimeout)
+		if err != nil {
+			return nil, err
+		}
+		t.rt = rt
+		return t, nil
+	}
 	base, err := baseTransport(cfg, opTimeout)
 	if err != nil {
 		return nil, err
 	}
-	t := &transport{scheme: cfg.Scheme, port: cfg.Port}
+	h := &httpRoundTripper{scheme: cfg.Scheme, port: cfg.Port}
 	var rt http.RoundTripper = base
 	switch cfg.Auth {
 	case "basic":
-		t.auth = basicAuth{user: cfg.Username, password: password}
+		h.auth = basicAuth{user: cfg.Username, password: password}
 	case "certificate":
-		t.auth = certAuth{}
+		h.auth = certAuth{}
 	case "ntlm":
-		if cfg.Scheme == "http" {
-			rt, err = sealedOrPlain(cfg, base, password, logger)
-			if err != nil {
-				return nil, err
-			}
-			t.auth = noAuth{}
-			if _, plain := rt.(ntlmPlain); plain {
-				t.auth = basicAuth{user: cfg.Username, password: password} // converted by the negotiator
-			}
-		} else {
-			rt = newNTLM(base)
-			t.auth = basicAuth{user: cfg.Username, password: password}
-		}
+		rt = ntlmssp.Negotiator{RoundTripper: base}
+		h.auth = basicAuth{user: cfg.Username, password: password} // the negotiator turns it into NTLM
 	case "kerberos":
 		ka, err := newKerberosAuth(cfg, password)
 		if err != nil {
 			return nil, err
 		}
-		t.auth = ka
+		h.auth = ka
 		t.credentialsProven = true
 	default:
 		return nil, fmt.Errorf("winrm.auth %q: want ntlm, kerberos, certificate or basic", cfg.Auth)
 	}
-	t.client = &http.Client{
+	h.client = &http.Client{
 		Transport: rt,
 		// WS-Management never redirects; following one could leak credentials.
 		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
 	}
+	t.rt = h
 	return t, nil
+}
+
+// dialFunc dials addr, or cfg.ConnectTo for every host when set.
+func dialFunc(cfg config.WinRM) func(ctx context.Context, network, addr string) (net.Conn, error) {
+	dialer := &net.Dialer{Timeout: dialTimeout, KeepAlive: 30 * time.Second}
+	if cfg.ConnectTo == "" {
+		return dialer.DialContext
+	}
+	target := cfg.ConnectTo
+	return func(ctx context.Context, network, _ string) (net.Conn, error) {
+		return dialer.DialContext(ctx, network, target)
+	}
 }
 
 func baseTransport(cfg config.WinRM, opTimeout time.Duration) (*http.Transport, error) {
@@ -148,17 +186,9 @@ func baseTransport(cfg config.WinRM, opTimeout time.Duration) (*http.Transport, 
 	if err != nil {
 		return nil, err
 	}
-	dialer := &net.Dialer{Timeout: dialTimeout, KeepAlive: 30 * time.Second}
-	dial := dialer.DialContext
-	if cfg.ConnectTo != "" {
-		target := cfg.ConnectTo
-		dial = func(ctx context.Context, network, _ string) (net.Conn, error) {
-			return dialer.DialContext(ctx, network, target)
-		}
-	}
 	return &http.Transport{
 		Proxy:                 nil, // WinRM goes straight to the host, never through HTTP(S)_PROXY
-		DialContext:           dial,
+		DialContext:           dialFunc(cfg),
 		TLSClientConfig:       tlsConf,
 		TLSHandshakeTimeout:   tlsTimeout,
 		ResponseHeaderTimeout: opTimeout + 30*time.Second,

@@ -1,0 +1,93 @@
+package winrm
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+
+	mz "github.com/masterzen/winrm"
+	"github.com/svcwatch/svcwatch/internal/config"
+	"github.com/svcwatch/svcwatch/internal/winrm/ntlmtransport"
+)
+
+// sealedRoundTripper is WinRM over HTTP with NTLM message encryption
+// (internal/winrm/ntlmtransport): one transport, one connection and one NTLM
+// security context per host, kept across polls.
+type sealedRoundTripper struct {
+	opts ntlmtransport.Options
+	port int
+
+	mu    sync.Mutex
+	hosts map[string]*ntlmtransport.Transport
+}
+
+func newSealed(cfg config.WinRM, password string, opTimeout time.Duration) (*sealedRoundTripper, error) {
+	opts := ntlmtransport.Options{
+		Username:       cfg.Username,
+		Password:       password,
+		Sealing:        ntlmtransport.SealAuto, // http: always sealed, never a plaintext fallback
+		Timeout:        opTimeout + 30*time.Second,
+		CleanupTimeout: deleteTimeout,
+		DialTimeout:    dialTimeout,
+		Dial:           dialFunc(cfg),
+	}
+	// Validate the options once, up front.
+	if _, err := ntlmtransport.New(opts); err != nil {
+		return nil, err
+	}
+	return &sealedRoundTripper{opts: opts, port: cfg.Port, hosts: map[string]*ntlmtransport.Transport{}}, nil
+}
+
+func (s *sealedRoundTripper) host(host string) (*ntlmtransport.Transport, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if tr, ok := s.hosts[host]; ok {
+		return tr, nil
+	}
+	tr, err := ntlmtransport.New(s.opts)
+	if err != nil {
+		return nil, err
+	}
+	if err := tr.Transport(&mz.Endpoint{Host: host, Port: s.port, HTTPS: false, Timeout: s.opts.Timeout}); err != nil {
+		return nil, err
+	}
+	s.hosts[host] = tr
+	return tr, nil
+}
+
+func (s *sealedRoundTripper) roundTrip(ctx context.Context, host string, body []byte) (int, []byte, error) {
+	tr, err := s.host(host)
+	if err != nil {
+		return 0, nil, fmt.Errorf("%w: %v", ErrProtocol, err)
+	}
+	out, err := tr.WithContext(ctx).RoundTrip(body)
+	if err == nil {
+		return 200, out, nil
+	}
+	var he *ntlmtransport.HTTPError
+	if errors.As(err, &he) {
+		return he.StatusCode, []byte(he.Body), nil
+	}
+	switch {
+	case ctx.Err() != nil:
+		return 0, nil, ctxError(ctx)
+	case errors.Is(err, ntlmtransport.ErrAuth):
+		return 0, nil, fmt.Errorf("%w: %v; %s", ErrAuth, err, remedyAuth)
+	case errors.Is(err, ntlmtransport.ErrConnect):
+		return 0, nil, classifyTransport(ctx, err)
+	case errors.Is(err, ntlmtransport.ErrTimeout):
+		return 0, nil, fmt.Errorf("%w: %v", ErrTimeout, err)
+	}
+	return 0, nil, fmt.Errorf("%w: %v", ErrProtocol, err)
+}
+
+func (s *sealedRoundTripper) closeIdle() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for h, tr := range s.hosts {
+		_ = tr.Close()
+		delete(s.hosts, h)
+	}
+}
