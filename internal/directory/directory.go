@@ -87,8 +87,9 @@ func New(cfg config.Directory, password string, logger *slog.Logger, opts ...Opt
 	for _, o := range opts {
 		o(d)
 	}
-	if len(cfg.URLs) == 0 && cfg.Domain == "" {
-		return nil, errors.New("directory: neither directory.urls nor directory.domain is set; give the DC URLs (ldaps://dc01.corp.example) or the AD DNS domain")
+	if !d.ldapEnabled() {
+		// No LDAP: static hosts only; SIDs beyond the well-known stay unresolved.
+		return d, d.parseTargets()
 	}
 	for _, u := range cfg.URLs {
 		pu, err := url.Parse(u)
@@ -121,17 +122,8 @@ func New(cfg config.Directory, password string, logger *slog.Logger, opts ...Opt
 			return nil, fmt.Errorf("directory: ca_file %s holds no PEM certificate", cfg.CAFile)
 		}
 	}
-	for _, f := range cfg.Targets.Filters {
-		if _, err := ldap.CompileFilter(f); err != nil {
-			return nil, fmt.Errorf("directory: targets.filters: %q is not a valid LDAP filter: %w", f, err)
-		}
-	}
-	for _, x := range cfg.Targets.Exclude {
-		ex, err := parseExclusion(x)
-		if err != nil {
-			return nil, err
-		}
-		d.excludes = append(d.excludes, ex)
+	if err := d.parseTargets(); err != nil {
+		return nil, err
 	}
 	if cfg.InsecureSkipVerify {
 		logger.Warn("directory: insecure_skip_verify is set: the DC's TLS certificate is not checked and anyone on the path can impersonate it")
@@ -141,6 +133,25 @@ func New(cfg config.Directory, password string, logger *slog.Logger, opts ...Opt
 	}
 	return d, nil
 }
+
+func (d *Directory) parseTargets() error {
+	for _, f := range d.cfg.Targets.Filters {
+		if _, err := ldap.CompileFilter(f); err != nil {
+			return fmt.Errorf("directory: targets.filters: %q is not a valid LDAP filter: %w", f, err)
+		}
+	}
+	for _, x := range d.cfg.Targets.Exclude {
+		ex, err := parseExclusion(x)
+		if err != nil {
+			return err
+		}
+		d.excludes = append(d.excludes, ex)
+	}
+	return nil
+}
+
+// ldapEnabled is false when neither urls nor domain is set: static hosts only.
+func (d *Directory) ldapEnabled() bool { return len(d.cfg.URLs) > 0 || d.cfg.Domain != "" }
 
 func (d *Directory) startTLS() bool { return d.cfg.StartTLS == nil || *d.cfg.StartTLS }
 

@@ -196,7 +196,6 @@ func TestTransportsAndBinds(t *testing.T) {
 		{"bad filter", func(c *config.Directory) { c.Targets.Filters = []string{"(cn=x"} }, "not a valid LDAP filter", ""},
 		{"bad exclusion", func(c *config.Directory) { c.Targets.Exclude = []string{"(cn=x"} }, "not a valid LDAP filter", ""},
 		{"unknown method", func(c *config.Directory) { c.Bind.Method = "digest" }, "bind.method", ""},
-		{"no server", func(c *config.Directory) { c.URLs = nil }, "directory.urls", ""},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -513,5 +512,28 @@ func TestContextCancel(t *testing.T) {
 	}
 	if el := time.Since(start); el > 5*time.Second {
 		t.Fatalf("Discover took %v after the context ended", el)
+	}
+}
+
+func TestWithoutLDAP(t *testing.T) {
+	cfg := config.Directory{Targets: config.Targets{Hosts: []string{"B.example.", "a.example", "192.0.2.10", "skip.example", "bad host"},
+		Exclude: []string{"skip"}, Groups: []string{"Tier0"}}}
+	d, err := New(cfg, "", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	res, err := d.Discover(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s := summarize(res.Hosts, labDNS); s != "192.0.2.10[static] a.example[static] b.example[static]" {
+		t.Fatalf("hosts %s", s)
+	}
+	if len(res.Warnings) != 2 || !strings.Contains(res.Warnings[0], "targets.groups needs LDAP") || !strings.Contains(res.Warnings[1], "bad host") {
+		t.Fatalf("warnings %q", res.Warnings)
+	}
+	acct, err := d.ResolveSID(t.Context(), "S-1-5-21-1-2-3-500")
+	if err != nil || acct.SID != "S-1-5-21-1-2-3-500" || acct.Name != "" || acct.Privileged {
+		t.Fatalf("domain SID without LDAP: %+v %v", acct, err)
 	}
 }

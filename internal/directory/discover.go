@@ -97,6 +97,9 @@ type selector struct {
 // whole discovery (a partial set would look like hosts leaving scope); the
 // caller keeps its last good set.
 func (d *Directory) Discover(ctx context.Context) (Result, error) {
+	if !d.ldapEnabled() {
+		return d.discoverStatic(), nil
+	}
 	c, err := d.connect(ctx)
 	if err != nil {
 		return Result{}, fmt.Errorf("directory: discover: %w", err)
@@ -370,4 +373,38 @@ func (d *Directory) staticHosts(c *conn, base string, hosts map[string]*inventor
 		addHost(hosts, h, inventory.Reason{Kind: inventory.ReasonStatic})
 	}
 	return nil
+}
+
+// discoverStatic is discovery without LDAP: the static hosts minus exclusions
+// by name, and a warning for each selector that needs AD.
+func (d *Directory) discoverStatic() Result {
+	var res Result
+	t := d.cfg.Targets
+	if t.DomainControllers != nil && *t.DomainControllers {
+		res.Warnings = append(res.Warnings, "targets.domain_controllers needs LDAP: set directory.urls or directory.domain")
+	}
+	for _, sel := range []struct {
+		key string
+		n   int
+	}{{"groups", len(t.Groups)}, {"ous", len(t.OUs)}, {"filters", len(t.Filters)}} {
+		if sel.n > 0 {
+			res.Warnings = append(res.Warnings, "targets."+sel.key+" needs LDAP: set directory.urls or directory.domain")
+		}
+	}
+	seen := map[string]bool{}
+	for _, n := range t.Hosts {
+		name := strings.ToLower(strings.TrimSuffix(strings.TrimSpace(n), "."))
+		if !validHostName(name) {
+			res.Warnings = append(res.Warnings, fmt.Sprintf("targets.hosts: %q is not a valid host name; skipped", clip(n)))
+			continue
+		}
+		h := inventory.Host{Name: name, Reasons: []inventory.Reason{{Kind: inventory.ReasonStatic}}}
+		if seen[name] || d.excludedHost(h) {
+			continue
+		}
+		seen[name] = true
+		res.Hosts = append(res.Hosts, h)
+	}
+	slices.SortFunc(res.Hosts, func(a, b inventory.Host) int { return strings.Compare(a.Name, b.Name) })
+	return res
 }

@@ -12,11 +12,13 @@ import (
 	"os/exec"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/go-ldap/ldap/v3"
+	"github.com/jcmturner/gokrb5/v8/keytab"
 
 	"github.com/svcwatch/svcwatch/internal/config"
 	"github.com/svcwatch/svcwatch/internal/inventory"
@@ -325,4 +327,52 @@ func tlsFor(t *testing.T, caFile string) *tls.Config {
 	pool := x509.NewCertPool()
 	pool.AppendCertsFromPEM(pem)
 	return &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}
+}
+
+// TestSambaKerberosKeytab binds with a keytab holding svc-watch's keys (made
+// from its password and current key version, as ktpass or
+// samba-tool domain exportkeytab would) and no password.
+func TestSambaKerberosKeytab(t *testing.T) {
+	e := samba(t)
+	c, err := ldap.DialURL(e.ldapsURL, ldap.DialWithTLSConfig(tlsFor(t, e.ca)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	c.SetTimeout(10 * time.Second)
+	if err := c.Bind(e.bindDN, e.pass); err != nil {
+		t.Fatal(err)
+	}
+	res, err := c.Search(ldap.NewSearchRequest(e.bindDN, ldap.ScopeBaseObject, ldap.NeverDerefAliases, 0, 10, false,
+		"(objectClass=*)", []string{"msDS-KeyVersionNumber"}, nil))
+	if err != nil || len(res.Entries) != 1 {
+		t.Fatalf("read msDS-KeyVersionNumber: %v", err)
+	}
+	kvno, err := strconv.Atoi(res.Entries[0].GetAttributeValue("msDS-KeyVersionNumber"))
+	if err != nil {
+		t.Fatalf("msDS-KeyVersionNumber: %v", err)
+	}
+	kt := keytab.New()
+	for _, etype := range []int32{18, 17} { // aes256-cts-hmac-sha1-96, aes128-cts-hmac-sha1-96
+		if err := kt.AddEntry("svc-watch", e.realm, e.pass, time.Now(), uint8(kvno), etype); err != nil {
+			t.Fatal(err)
+		}
+	}
+	b, err := kt.Marshal()
+	if err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(t.TempDir(), "svc-watch.keytab")
+	if err := os.WriteFile(path, b, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cfg := e.config()
+	cfg.Bind = config.Bind{Method: "kerberos", Username: "svc-watch", Realm: e.realm, KRB5Conf: e.krb5, KeytabFile: path}
+	res2, err := mustNewPass(t, cfg, "").Discover(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s := summarize(res2.Hosts, e.dns()); s != "dc1[dc] dc2[dc] dc3[dc] rodc1[rodc]" {
+		t.Fatalf("hosts %s", s)
+	}
 }

@@ -73,6 +73,9 @@ func (d *Directory) ResolveSID(ctx context.Context, sid string) (inventory.Accou
 	}
 	d.mu.Unlock()
 
+	if !d.ldapEnabled() {
+		return inventory.Account{SID: sid}, nil
+	}
 	acct, err := d.lookupSID(ctx, sid, bin)
 	if err != nil {
 		return inventory.Account{}, fmt.Errorf("directory: resolve %s: %w", sid, err)
