@@ -231,3 +231,33 @@ func TestFlagsString(t *testing.T) {
 		t.Errorf("String = %s", got)
 	}
 }
+
+func TestChannelBindingHash(t *testing.T) {
+	// MD5 over 16 zero bytes, the little-endian length 3, then "abc".
+	want := md5.Sum(append(append(make([]byte, 16), 3, 0, 0, 0), "abc"...))
+	if got := ChannelBindingHash([]byte("abc")); !bytes.Equal(got, want[:]) {
+		t.Fatalf("ChannelBindingHash = %x, want %x", got, want)
+	}
+	c := NewClient("CORP", "u", "p", Options{ChannelBindings: ChannelBindingHash([]byte("abc"))})
+	msg, err := c.Authenticate(challengeMsg(DefaultFlags, [8]byte{}, []AVPair{{AvNbDomainName, encodeUTF16("CORP")}}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	nt := authField(t, msg, 20)
+	pairs, _, err := parseAVPairs(nt[16+28:])
+	if err != nil {
+		t.Fatal(err)
+	}
+	found := false
+	for _, p := range pairs {
+		if p.ID == AvChannelBindings {
+			found = bytes.Equal(p.Value, want[:])
+		}
+	}
+	if !found {
+		t.Fatal("MsvAvChannelBindings missing or wrong")
+	}
+	if _, err := NewClient("CORP", "u", "p", Options{ChannelBindings: []byte{1}}).Authenticate(nil); err == nil {
+		t.Fatal("a 1-byte channel binding was accepted")
+	}
+}

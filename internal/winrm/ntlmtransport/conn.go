@@ -32,6 +32,7 @@ type conn struct {
 	cr       *countingReader
 	br       *bufio.Reader
 	sess     *ntlm.Session // nil when not sealing
+	cbt      []byte        // MsvAvChannelBindings for a TLS connection
 	lastUsed time.Time
 }
 
@@ -221,7 +222,13 @@ func (t *Transport) dial(ctx context.Context, ep *endpoint) (*conn, error) {
 		nc = tc
 	}
 	cr := &countingReader{r: nc}
-	return &conn{nc: nc, cr: cr, br: bufio.NewReader(cr), lastUsed: time.Now()}, nil
+	c := &conn{nc: nc, cr: cr, br: bufio.NewReader(cr), lastUsed: time.Now()}
+	if tc, ok := nc.(*tls.Conn); ok {
+		if certs := tc.ConnectionState().PeerCertificates; len(certs) > 0 {
+			c.cbt = ntlm.ChannelBindingHash(ntlm.TLSServerEndPoint(certs[0]))
+		}
+	}
+	return c, nil
 }
 
 // ntlmOnly reports a server that offers the NTLM scheme but not Negotiate.
@@ -233,7 +240,11 @@ func (*ntlmOnly) Error() string { return "server offers NTLM, not Negotiate" }
 // bodies (as pywinrm and winrs do), leaving c with its security context.
 func (t *Transport) authenticate(ctx context.Context, ep *endpoint, c *conn, scheme string) error {
 	domain, user := ntlm.SplitAccount(t.opts.Username)
-	client := ntlm.NewClient(domain, user, t.opts.Password, t.opts.NTLM)
+	nopts := t.opts.NTLM
+	if t.opts.ChannelBinding && c.cbt != nil {
+		nopts.ChannelBindings = c.cbt
+	}
+	client := ntlm.NewClient(domain, user, t.opts.Password, nopts)
 
 	res, _, err := c.exchange(ctx, t.request(ep, scheme, client.Negotiate(), nil), maxHandshakeBody)
 	if err != nil {

@@ -3,7 +3,11 @@ package ntlmtransport
 import (
 	"bytes"
 	"context"
+	"crypto/md5"
+	"crypto/sha256"
 	"crypto/tls"
+	"encoding/base64"
+	"encoding/binary"
 	"encoding/pem"
 	"errors"
 	"fmt"
@@ -637,5 +641,68 @@ func TestConcurrentRequests(t *testing.T) {
 	}
 	if n := ls.handshakes.Load(); n != 1 {
 		t.Errorf("%d logons, want 1", n)
+	}
+}
+
+// authenticateAV extracts one AV pair from the NTLMv2 response of an
+// AUTHENTICATE message in an Authorization header (test side, by the spec's offsets).
+func authenticateAV(t *testing.T, header string, id uint16) ([]byte, bool) {
+	t.Helper()
+	_, tok, _ := strings.Cut(header, " ")
+	msg, err := base64.StdEncoding.DecodeString(tok)
+	if err != nil || len(msg) < 64 || msg[8] != 3 {
+		return nil, false
+	}
+	n := int(binary.LittleEndian.Uint16(msg[20:]))
+	off := int(binary.LittleEndian.Uint32(msg[24:]))
+	if off+n > len(msg) || n < 16+28 {
+		t.Fatalf("bad NT response field")
+	}
+	av := msg[off+16+28 : off+n]
+	for len(av) >= 4 {
+		aid, alen := binary.LittleEndian.Uint16(av), int(binary.LittleEndian.Uint16(av[2:]))
+		if aid == 0 || 4+alen > len(av) {
+			break
+		}
+		if aid == id {
+			return av[4 : 4+alen], true
+		}
+		av = av[4+alen:]
+	}
+	return nil, true
+}
+
+func TestChannelBinding(t *testing.T) {
+	for _, on := range []bool{false, true} {
+		t.Run(fmt.Sprint("binding=", on), func(t *testing.T) {
+			ls := startLab(t, echo, true)
+			var got []byte
+			var seen atomic.Bool
+			ls.setInject(func(w http.ResponseWriter, r *http.Request) bool {
+				if v, ok := authenticateAV(t, r.Header.Get("Authorization"), ntlm.AvChannelBindings); ok {
+					got = v
+					seen.Store(true)
+				}
+				return false
+			})
+			tr := newTransport(t, ls, Options{ChannelBinding: on})
+			if _, err := tr.base.RoundTrip([]byte("x")); err != nil {
+				t.Fatal(err)
+			}
+			if !seen.Load() {
+				t.Fatal("no AUTHENTICATE seen")
+			}
+			// Independent of the client's code: hash the server's certificate here.
+			sum := sha256.Sum256(ls.srv.Certificate().Raw)
+			app := append([]byte("tls-server-end-point:"), sum[:]...)
+			st := append(make([]byte, 16), byte(len(app)), 0, 0, 0)
+			want := md5.Sum(append(st, app...))
+			switch {
+			case on && !bytes.Equal(got, want[:]):
+				t.Fatalf("channel binding %x, want %x", got, want)
+			case !on && got != nil:
+				t.Fatalf("channel binding sent when off: %x", got)
+			}
+		})
 	}
 }

@@ -81,6 +81,11 @@ type Options struct {
 	// UserAgent header; DefaultUserAgent when empty.
 	UserAgent string
 
+	// ChannelBinding sends the TLS channel binding (RFC 5929
+	// tls-server-end-point) in the NTLM AUTHENTICATE over https, as Windows
+	// clients do; hosts with CbtHardeningLevel=Strict require it.
+	ChannelBinding bool
+
 	// NTLM tunes the security context (SPN, randomness, clock for tests).
 	NTLM ntlm.Options
 }
