@@ -119,14 +119,19 @@ func (a *Auth) serveNTLM(w http.ResponseWriter, r *http.Request, c *connContext,
 			a.fail(w, r, c, MethodNTLM, "", err)
 			return
 		}
-		a.attempt(r, MethodNTLM, res.User, nil)
-		c.user, c.method = res.User, MethodNTLM
 		if res.Flags&(flagSeal|flagSign) != 0 {
 			c.session = newSealSession(res.Flags, res.Exported)
 		}
 		if spnego {
-			w.Header().Set("WWW-Authenticate", scheme+" "+base64.StdEncoding.EncodeToString(spnegoAccepted()))
+			mic, err := spnegoMechListMIC(c, res.Flags, res.Exported)
+			if err != nil {
+				a.fail(w, r, c, MethodNTLM, res.User, err)
+				return
+			}
+			w.Header().Set("WWW-Authenticate", scheme+" "+base64.StdEncoding.EncodeToString(spnegoAccepted(mic)))
 		}
+		a.attempt(r, MethodNTLM, res.User, nil)
+		c.user, c.method = res.User, MethodNTLM
 		a.serveAuthenticated(w, r, c, c.user, c.method, next)
 	default:
 		a.fail(w, r, c, MethodNTLM, "", fmt.Errorf("%w: unexpected message type %d", errMalformed, messageType(msg)))

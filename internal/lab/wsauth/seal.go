@@ -103,3 +103,35 @@ func (s *sealSession) seal(plain []byte) (sealed, signature []byte) {
 	s.sendSeq++
 	return sealed, signature
 }
+
+// sign is GSS_GetMIC for the sending direction: a signature over msg
+// without encrypting it (used for the SPNEGO mechListMIC).
+func (s *sealSession) sign(msg []byte) []byte {
+	sum := checksum(s.sendSign, s.sendSeq, msg)
+	if s.flags&flagKeyExch != 0 {
+		s.sendSeal.XORKeyStream(sum, sum)
+	}
+	sig := binary.LittleEndian.AppendUint32(make([]byte, 0, signatureLen), 1)
+	sig = append(sig, sum...)
+	sig = binary.LittleEndian.AppendUint32(sig, s.sendSeq)
+	s.sendSeq++
+	return sig
+}
+
+// verify is GSS_VerifyMIC for the receiving direction.
+func (s *sealSession) verify(msg, signature []byte) error {
+	if len(signature) != signatureLen || binary.LittleEndian.Uint32(signature[0:4]) != 1 {
+		return fmt.Errorf("%w: malformed signature", errBadSignature)
+	}
+	want := checksum(s.recvSign, s.recvSeq, msg)
+	if s.flags&flagKeyExch != 0 {
+		s.recvSeal.XORKeyStream(want, want)
+	}
+	seq := binary.LittleEndian.Uint32(signature[12:16])
+	ok := hmac.Equal(want, signature[4:12]) && seq == s.recvSeq
+	s.recvSeq++
+	if !ok {
+		return errBadSignature
+	}
+	return nil
+}

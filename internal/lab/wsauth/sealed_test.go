@@ -26,6 +26,7 @@ type testClient struct {
 	t                        *testing.T
 	user, domain, password   string
 	mic, spnego, tamperMIC   bool
+	mechListMIC, tamperList  bool // SPNEGO mechListMIC in the final NegTokenResp
 	negotiate, challengeMsg  []byte
 	flags                    uint32
 	exported                 []byte
@@ -133,12 +134,58 @@ func (c *testClient) wrap(tok []byte, first bool) string {
 		st = spnego.SPNEGOToken{Init: true, NegTokenInit: spnego.NegTokenInit{MechTypes: []asn1.ObjectIdentifier{oidNTLM}, MechTokenBytes: tok}}
 	} else {
 		st = spnego.SPNEGOToken{Resp: true, NegTokenResp: spnego.NegTokenResp{NegState: asn1.Enumerated(spnego.NegStateAcceptIncomplete), ResponseToken: tok}}
+		if c.mechListMIC {
+			mic := c.sess.sign(c.mechTypesDER())
+			if c.tamperList {
+				mic[5] ^= 1
+			}
+			st.NegTokenResp.MechListMIC = mic
+		}
 	}
 	b, err := st.Marshal()
 	if err != nil {
 		c.t.Fatal(err)
 	}
 	return "Negotiate " + base64.StdEncoding.EncodeToString(b)
+}
+
+func (c *testClient) mechTypesDER() []byte {
+	b, err := asn1.Marshal([]asn1.ObjectIdentifier{oidNTLM})
+	if err != nil {
+		c.t.Fatal(err)
+	}
+	return b
+}
+
+// finishSPNEGO checks the server's mechListMIC and restarts the client's
+// crypto state, as the server does.
+func (c *testClient) finishSPNEGO(header string) {
+	c.t.Helper()
+	_, tok, _ := strings.Cut(header, " ")
+	raw, err := base64.StdEncoding.DecodeString(tok)
+	if err != nil {
+		c.t.Fatal(err)
+	}
+	var st spnego.SPNEGOToken
+	if err := st.Unmarshal(raw); err != nil || !st.Resp {
+		c.t.Fatalf("final token: %v", err)
+	}
+	if st.NegTokenResp.State() != spnego.NegStateAcceptCompleted {
+		c.t.Errorf("final negState %d", st.NegTokenResp.State())
+	}
+	if !c.mechListMIC {
+		if len(st.NegTokenResp.MechListMIC) != 0 {
+			c.t.Errorf("unrequested mechListMIC")
+		}
+		return
+	}
+	if err := c.sess.verify(c.mechTypesDER(), st.NegTokenResp.MechListMIC); err != nil {
+		c.t.Fatalf("server mechListMIC: %v", err)
+	}
+	k := deriveKeys(c.flags, c.exported)
+	send, _ := rc4.NewCipher(k.ClientSeal)
+	recv, _ := rc4.NewCipher(k.ServerSeal)
+	c.sess = &sealSession{flags: c.flags, sendSign: k.ClientSign, sendSeal: send, recvSign: k.ServerSign, recvSeal: recv}
 }
 
 func (c *testClient) unwrap(header string) []byte {
@@ -194,7 +241,11 @@ func (c *testClient) login(sealFirst string) (*http.Response, []byte) {
 	challenge := c.unwrap(resp.Header.Get("WWW-Authenticate"))
 	authz := c.wrap(c.authenticateMessage(challenge), false)
 	if sealFirst == "" {
-		return c.do(authz, "", nil)
+		resp, body := c.do(authz, "", nil)
+		if c.spnego && resp.StatusCode == 200 {
+			c.finishSPNEGO(resp.Header.Get("WWW-Authenticate"))
+		}
+		return resp, body
 	}
 	return c.do(authz, EncryptedContentType, c.sealBody(sealFirst))
 }
@@ -246,12 +297,14 @@ func newTestClient(t *testing.T, srv *httptest.Server) *testClient {
 }
 
 func TestSealedHTTP(t *testing.T) {
-	for _, wrapped := range []bool{false, true} {
-		t.Run(fmt.Sprintf("spnego=%v", wrapped), func(t *testing.T) {
+	for _, mode := range []string{"raw", "spnego", "spnego+mechListMIC"} {
+		t.Run(mode, func(t *testing.T) {
+			wrapped := mode != "raw"
 			rec := &attempts{}
 			a, srv := newSealedServer(t, rec)
 			c := newTestClient(t, srv)
 			c.spnego = wrapped
+			c.mechListMIC = mode == "spnego+mechListMIC"
 
 			resp, body := c.login("")
 			if resp.StatusCode != 200 || len(body) != 0 {
@@ -398,6 +451,7 @@ func TestNTLMHandshakeFailures(t *testing.T) {
 		{"bad MIC", func(c *testClient) { c.tamperMIC = true }},
 		{"wrong password", func(c *testClient) { c.password = "wrong" }},
 		{"unknown user", func(c *testClient) { c.user = "mallory" }},
+		{"bad SPNEGO mechListMIC", func(c *testClient) { c.spnego, c.mechListMIC, c.tamperList = true, true, true }},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

@@ -225,16 +225,20 @@ type connContext struct {
 	key      string
 	lastUsed time.Time
 
-	user    string // authenticated user; "" before logon
-	method  string
-	scheme  string // the Authorization scheme the client used ("Negotiate", "NTLM", ...)
-	spnego  bool   // NTLM tokens wrapped in SPNEGO
-	pending *pendingNTLM
-	session *sealSession
+	user   string // authenticated user; "" before logon
+	method string
+	scheme string // the Authorization scheme the client used ("Negotiate", "NTLM", ...)
+	spnego bool   // NTLM tokens wrapped in SPNEGO
+	// mechTypes is the DER MechTypeList of the client's NegTokenInit and
+	// clientMIC the mechListMIC of its final NegTokenResp, if any.
+	mechTypes, clientMIC []byte
+	pending              *pendingNTLM
+	session              *sealSession
 }
 
 func (c *connContext) reset() {
 	c.user, c.method, c.scheme, c.spnego, c.pending, c.session = "", "", "", false, nil, nil
+	c.mechTypes, c.clientMIC = nil, nil
 }
 
 const maxConns = 4096
