@@ -308,6 +308,9 @@ func (d *Directory) bind(c *conn, plain bool) error {
 	if ldap.IsErrorWithCode(err, ldap.LDAPResultStrongAuthRequired) {
 		return fmt.Errorf("%s bind: %w; the DC requires LDAP signing or TLS: use ldaps:// or start_tls: true", b.Method, err)
 	}
+	if b.Method == "ntlm" && (ldap.IsErrorWithCode(err, ldap.ErrorNetwork) || strings.Contains(err.Error(), "EOF")) {
+		return fmt.Errorf("ntlm bind as %q: %w; the server dropped the connection: it does not accept NTLM (sicily) binds (Samba DCs do not), use bind.method kerberos or simple", b.Username, err)
+	}
 	if b.Method == "kerberos" {
 		return fmt.Errorf("kerberos bind as %q: %w; check bind.realm, bind.krb5_conf (KDC reachable, realm mapping), the password or keytab, the clock skew, and that the SPN ldap/%s exists", b.Username, err, c.spnHost(d))
 	}

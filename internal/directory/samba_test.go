@@ -142,6 +142,9 @@ func TestSambaTransportsAndBinds(t *testing.T) {
 			c.Bind = config.Bind{Method: "kerberos", Username: "svc-watch", Realm: e.realm, KRB5Conf: e.krb5}
 		}, "kerberos"},
 		{"wrong password", func(c *config.Directory) { c.Bind.Username = e.adminDN }, "check bind.username"},
+		{"ntlm is not supported by samba", func(c *config.Directory) {
+			c.Bind = config.Bind{Method: "ntlm", Username: e.domain + `\svc-watch`}
+		}, "does not accept NTLM"},
 		{"untrusted CA", func(c *config.Directory) { c.CAFile = "" }, "ca_file"},
 		{"name not on certificate", func(c *config.Directory) { c.TLSServerName = "dc9." + e.dns() }, "tls_server_name"},
 		{"base DN from rootDSE vs explicit", func(c *config.Directory) { c.BaseDN = e.base }, ""},
