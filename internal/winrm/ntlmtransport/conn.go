@@ -347,7 +347,11 @@ func (t *Transport) send(ctx context.Context, ep *endpoint, c *conn, msg []byte)
 	if code == http.StatusUnauthorized {
 		// The server no longer knows this connection's context.
 		t.drop(c)
-		return nil, true, t.fail(ep, "send", fmt.Errorf("%w: HTTP 401 on an authenticated connection", ErrAuth))
+		hint := ""
+		if c.sess == nil && !ep.https {
+			hint = "; an http listener with AllowUnencrypted=false refuses unsealed messages: leave sealing on or use https"
+		}
+		return nil, true, t.fail(ep, "send", fmt.Errorf("%w: HTTP 401 on an authenticated connection%s", ErrAuth, hint))
 	}
 	if c.sess == nil {
 		return t.plainAnswer(ep, res)
@@ -368,11 +372,11 @@ func (t *Transport) send(ctx context.Context, ep *endpoint, c *conn, msg []byte)
 func (t *Transport) unseal(c *conn, res exchangeResult) ([]byte, error) {
 	ct := res.resp.Header.Get("Content-Type")
 	if !strings.HasPrefix(strings.ToLower(strings.TrimSpace(ct)), "multipart/encrypted") {
-		code := res.resp.StatusCode
-		if code >= 200 && code <= 299 {
-			return nil, fmt.Errorf("%w (HTTP %d, Content-Type %q, %d bytes discarded)", ErrNotEncrypted, code, ct, len(res.body))
-		}
-		return nil, fmt.Errorf("%w: %w", ErrNotEncrypted, &HTTPError{StatusCode: code, Body: printable(res.body, 256)})
+		// Not an *HTTPError even for a fault status: nothing unencrypted is
+		// handed on as the server's answer. A short printable excerpt helps
+		// diagnose an HTTP.sys error page.
+		return nil, fmt.Errorf("%w (HTTP %d, Content-Type %q, %d bytes discarded: %q)",
+			ErrNotEncrypted, res.resp.StatusCode, ct, len(res.body), printable(res.body, 120))
 	}
 	if err := CheckContentType(ct); err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrProtocol, err)

@@ -373,6 +373,10 @@ func TestServerMisbehaviour(t *testing.T) {
 				if errors.As(err, &ue) {
 					t.Fatal("a *url.Error escaped")
 				}
+				var he *HTTPError
+				if errors.As(err, &he) {
+					t.Fatalf("an unverified answer was handed on as an HTTPError: %v", he)
+				}
 				out, err = tr.base.RoundTrip([]byte("third"))
 				if err != nil || !strings.HasSuffix(string(out), "body=third") {
 					t.Fatalf("recovery: %q, %v", out, err)
@@ -573,8 +577,8 @@ func TestRefusesUnauthenticatedOrUnsealable(t *testing.T) {
 func TestUnsealedHTTPRefusedByServer(t *testing.T) {
 	ls := startLab(t, echo, false)
 	tr := newTransport(t, ls, Options{Sealing: SealNever, AllowUnsealedHTTP: true})
-	if _, err := tr.base.RoundTrip([]byte("plain")); !errors.Is(err, ErrAuth) {
-		t.Fatalf("err = %v, want ErrAuth (401)", err)
+	if _, err := tr.base.RoundTrip([]byte("plain")); !errors.Is(err, ErrAuth) || !strings.Contains(err.Error(), "AllowUnencrypted") {
+		t.Fatalf("err = %v, want ErrAuth (401) with the remedy", err)
 	}
 }
 
