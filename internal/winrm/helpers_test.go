@@ -1,6 +1,8 @@
 package winrm
 
 import (
+	"io"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"testing"
@@ -36,4 +38,8 @@ func readShared(t testing.TB, rel string) []byte {
 		t.Fatal(err)
 	}
 	return b
+}
+
+func newTestLogger(w io.Writer) *slog.Logger {
+	return slog.New(slog.NewTextHandler(w, nil))
 }
