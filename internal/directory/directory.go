@@ -58,6 +58,8 @@ type Directory struct {
 	rootCAs  *x509.CertPool
 	excludes []exclusion
 
+	plainOnce sync.Once
+
 	mu      sync.Mutex
 	cache   map[string]cachedAccount
 	netbios string // domain NetBIOS name, learnt once
@@ -284,7 +286,9 @@ func tlsHint(err error) string {
 func (d *Directory) bind(c *conn, plain bool) error {
 	b := d.cfg.Bind
 	if plain {
-		d.log.Warn("directory: binding over plain LDAP (allow_insecure)", "url", c.url, "method", b.Method)
+		d.plainOnce.Do(func() {
+			d.log.Warn("directory: binding over plain LDAP (allow_insecure): the session has no integrity protection", "url", c.url, "method", b.Method)
+		})
 	}
 	var err error
 	switch b.Method {
