@@ -710,3 +710,55 @@ func TestChannelBinding(t *testing.T) {
 		})
 	}
 }
+
+// A hostile or broken server's answers to NEGOTIATE give clear errors.
+func TestBadChallenges(t *testing.T) {
+	tests := []struct {
+		name   string
+		header []string
+		want   error
+		text   string
+	}{
+		{"garbage token", []string{"Negotiate " + base64.StdEncoding.EncodeToString([]byte("NTLMSSP\x00\x02\x00\x00\x00garbage"))}, ErrProtocol, "invalid message"},
+		{"not base64", []string{"Negotiate !!!"}, ErrProtocol, "not base64"},
+		{"no scheme at all", nil, ErrAuth, "no authentication scheme"},
+		{"Basic only", []string{`Basic realm="WSMAN"`}, ErrAuth, `"Basic"`},
+		{"NTLMv1 server", []string{"Negotiate " + base64.StdEncoding.EncodeToString(ntlmv1Challenge)}, ErrAuth, "did not agree"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			ls := startLab(t, echo, false)
+			ls.setInject(func(w http.ResponseWriter, r *http.Request) bool {
+				if !strings.HasPrefix(r.Header.Get("Authorization"), "Negotiate TlRMTVNTUAAB") { // type 1
+					return false
+				}
+				for _, h := range tt.header {
+					w.Header().Add("WWW-Authenticate", h)
+				}
+				w.WriteHeader(http.StatusUnauthorized)
+				return true
+			})
+			tr := newTransport(t, ls, Options{})
+			_, err := tr.base.RoundTrip([]byte("x"))
+			if !errors.Is(err, tt.want) || !strings.Contains(err.Error(), tt.text) {
+				t.Fatalf("err = %v, want %v mentioning %q", err, tt.want, tt.text)
+			}
+		})
+	}
+}
+
+// ntlmv1Challenge is MS-NLMP 4.2.2.3's CHALLENGE: no target information, so no NTLMv2.
+var ntlmv1Challenge = []byte("NTLMSSP\x00\x02\x00\x00\x00\x0c\x00\x0c\x00\x38\x00\x00\x00\x33\x82\x02\xe2\x01\x23\x45\x67\x89\xab\xcd\xef" +
+	"\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x06\x00\x70\x17\x00\x00\x00\x0fS\x00e\x00r\x00v\x00e\x00r\x00")
+
+func FuzzChallengeHeader(f *testing.F) {
+	f.Add("Negotiate TlRMTVNTUAACAAAA", "NTLM")
+	f.Add("Negotiate, NTLM", `Basic realm="x"`)
+	f.Add("", "Negotiate !!!")
+	f.Fuzz(func(t *testing.T, a, b string) {
+		offered, token, err := challengeToken([]string{a, b}, "Negotiate")
+		if err == nil && token != nil && !containsFold(offered, "Negotiate") {
+			t.Fatalf("a token without the scheme being offered: %q", offered)
+		}
+	})
+}
