@@ -179,10 +179,10 @@ func (d *Directory) servers(ctx context.Context) ([]string, error) {
 	defer cancel()
 	_, srvs, err := d.resolver.LookupSRV(lctx, "ldap", "tcp", "dc._msdcs."+d.cfg.Domain)
 	if err != nil {
-		return nil, fmt.Errorf("directory: DNS SRV lookup of _ldap._tcp.dc._msdcs.%s failed: %w; check directory.domain and the DNS server, or list the DCs in directory.urls", d.cfg.Domain, err)
+		return nil, fmt.Errorf("directory: DNS SRV lookup of _ldap._tcp.dc._msdcs.%s failed: %w: %w; check directory.domain and the DNS server, or list the DCs in directory.urls", d.cfg.Domain, ErrUnreachable, err)
 	}
 	if len(srvs) == 0 {
-		return nil, fmt.Errorf("directory: no SRV records for _ldap._tcp.dc._msdcs.%s; list the DCs in directory.urls", d.cfg.Domain)
+		return nil, fmt.Errorf("directory: %w: no SRV records for _ldap._tcp.dc._msdcs.%s; list the DCs in directory.urls", ErrUnreachable, d.cfg.Domain)
 	}
 	srvs = slices.Clone(srvs)
 	// RFC 2782: lower priority first; among equals, heavier weight first.
@@ -225,7 +225,7 @@ func (d *Directory) connect(ctx context.Context) (*conn, error) {
 			return c, nil
 		}
 		errs = append(errs, err)
-		if errors.Is(err, errCredentials) {
+		if errors.Is(err, ErrCredentials) {
 			break
 		}
 		d.log.Warn("directory: server failed, trying the next", "url", u, "err", err)
@@ -233,7 +233,13 @@ func (d *Directory) connect(ctx context.Context) (*conn, error) {
 	return nil, errors.Join(errs...)
 }
 
-var errCredentials = errors.New("credentials rejected")
+// Errors Discover and ResolveSID wrap, for errors.Is: the CLI and the poller
+// tell a setup problem (fix the config) from an outage (retry later).
+var (
+	ErrCredentials = errors.New("credentials rejected")  // wrong bind name/password/keytab, locked or disabled account
+	ErrTLS         = errors.New("TLS failed")            // certificate not trusted, wrong name, handshake refused
+	ErrUnreachable = errors.New("directory unreachable") // DNS, TCP connect, connection dropped
+)
 
 func (d *Directory) dial(ctx context.Context, raw string) (*conn, error) {
 	pu, err := url.Parse(raw)
@@ -248,7 +254,11 @@ func (d *Directory) dial(ctx context.Context, raw string) (*conn, error) {
 	dialer := &net.Dialer{Timeout: d.cfg.Timeout}
 	lc, err := ldap.DialURL(raw, ldap.DialWithDialer(dialer), ldap.DialWithTLSConfig(tlsCfg))
 	if err != nil {
-		return nil, fmt.Errorf("%s: connect: %w%s", raw, err, tlsHint(err))
+		kind := ErrUnreachable
+		if tlsHint(err) != "" {
+			kind = ErrTLS
+		}
+		return nil, fmt.Errorf("%s: connect: %w: %w%s", raw, kind, err, tlsHint(err))
 	}
 	lc.SetTimeout(d.cfg.Timeout)
 	c := &conn{Conn: lc, url: raw, host: host, stop: context.AfterFunc(ctx, func() { lc.Close() })}
@@ -256,7 +266,7 @@ func (d *Directory) dial(ctx context.Context, raw string) (*conn, error) {
 	if plain && d.startTLS() {
 		if err := lc.StartTLS(tlsCfg); err != nil {
 			c.close()
-			return nil, fmt.Errorf("%s: StartTLS: %w%s", raw, err, tlsHint(err))
+			return nil, fmt.Errorf("%s: StartTLS: %w: %w%s", raw, ErrTLS, err, cmp.Or(tlsHint(err), " (check that the DC has a certificate for LDAP, or use ldaps://)"))
 		}
 		plain = false
 	}
@@ -307,7 +317,7 @@ func (d *Directory) bind(c *conn, plain bool) error {
 		return nil
 	}
 	if ldap.IsErrorWithCode(err, ldap.LDAPResultInvalidCredentials) {
-		return fmt.Errorf("%s bind as %q: %w: %v; check bind.username (a DN, user@domain or DOMAIN\\user) and its password, and that the account is enabled and not locked out", b.Method, b.Username, errCredentials, err)
+		return fmt.Errorf("%s bind as %q: %w: %v; check bind.username (a DN, user@domain or DOMAIN\\user) and its password, and that the account is enabled and not locked out", b.Method, b.Username, ErrCredentials, err)
 	}
 	if ldap.IsErrorWithCode(err, ldap.LDAPResultStrongAuthRequired) {
 		return fmt.Errorf("%s bind: %w; the DC requires LDAP signing or TLS: use ldaps:// or start_tls: true", b.Method, err)

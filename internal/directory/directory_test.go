@@ -172,30 +172,32 @@ func TestTransportsAndBinds(t *testing.T) {
 		mutate  func(*config.Directory)
 		newErr  string // New must fail with this
 		discErr string // Discover must fail with this
+		is      error  // and wrap this
 	}{
-		{"ldaps simple", func(c *config.Directory) {}, "", ""},
-		{"starttls simple (default for ldap://)", func(c *config.Directory) { c.URLs, c.CAFile = []string{strict.srv.URL()}, strict.caFile }, "", ""},
-		{"ntlm over ldaps", func(c *config.Directory) { c.Bind = config.Bind{Method: "ntlm", Username: `LAB\svc-watch`} }, "", ""},
+		{"ldaps simple", func(c *config.Directory) {}, "", "", nil},
+		{"starttls simple (default for ldap://)", func(c *config.Directory) { c.URLs, c.CAFile = []string{strict.srv.URL()}, strict.caFile }, "", "", nil},
+		{"ntlm over ldaps", func(c *config.Directory) { c.Bind = config.Bind{Method: "ntlm", Username: `LAB\svc-watch`} }, "", "", nil},
 		{"plain ldap refused without allow_insecure", func(c *config.Directory) {
 			c.URLs, c.StartTLS = []string{plainURL}, boolp(false)
-		}, "allow_insecure", ""},
+		}, "allow_insecure", "", nil},
 		{"plain ldap with allow_insecure", func(c *config.Directory) {
 			c.URLs, c.StartTLS, c.AllowInsecure = []string{plainURL}, boolp(false), true
-		}, "", ""},
+		}, "", "", nil},
 		{"plain ldap to a DC requiring TLS", func(c *config.Directory) {
 			c.URLs, c.StartTLS, c.AllowInsecure = []string{strict.srv.URL()}, boolp(false), true
 			c.CAFile = strict.caFile
-		}, "", "use ldaps:// or start_tls: true"},
-		{"wrong password", func(c *config.Directory) { c.Bind.Username = "CN=Administrator,CN=Users," + labBase }, "", "check bind.username"},
-		{"untrusted certificate", func(c *config.Directory) { c.CAFile = "" }, "", "ca_file"},
-		{"name not on certificate", func(c *config.Directory) { c.TLSServerName = "dc9.lab.example" }, "", "tls_server_name"},
-		{"tls_server_name matches", func(c *config.Directory) { c.TLSServerName = "dc1.lab.example" }, "", ""},
-		{"explicit base DN", func(c *config.Directory) { c.BaseDN = "OU=Domain Controllers," + labBase }, "", ""},
-		{"missing base DN", func(c *config.Directory) { c.BaseDN = "OU=Nowhere," + labBase }, "", "base_dn"},
-		{"bad url", func(c *config.Directory) { c.URLs = []string{"http://dc1"} }, "not an ldap://", ""},
-		{"bad filter", func(c *config.Directory) { c.Targets.Filters = []string{"(cn=x"} }, "not a valid LDAP filter", ""},
-		{"bad exclusion", func(c *config.Directory) { c.Targets.Exclude = []string{"(cn=x"} }, "not a valid LDAP filter", ""},
-		{"unknown method", func(c *config.Directory) { c.Bind.Method = "digest" }, "bind.method", ""},
+		}, "", "use ldaps:// or start_tls: true", nil},
+		{"wrong password", func(c *config.Directory) { c.Bind.Username = "CN=Administrator,CN=Users," + labBase }, "", "check bind.username", ErrCredentials},
+		{"untrusted certificate", func(c *config.Directory) { c.CAFile = "" }, "", "ca_file", ErrTLS},
+		{"name not on certificate", func(c *config.Directory) { c.TLSServerName = "dc9.lab.example" }, "", "tls_server_name", ErrTLS},
+		{"nothing listening", func(c *config.Directory) { c.URLs = []string{"ldaps://127.0.0.1:" + strconv.Itoa(closedPort(t))} }, "", "connect", ErrUnreachable},
+		{"tls_server_name matches", func(c *config.Directory) { c.TLSServerName = "dc1.lab.example" }, "", "", nil},
+		{"explicit base DN", func(c *config.Directory) { c.BaseDN = "OU=Domain Controllers," + labBase }, "", "", nil},
+		{"missing base DN", func(c *config.Directory) { c.BaseDN = "OU=Nowhere," + labBase }, "", "base_dn", nil},
+		{"bad url", func(c *config.Directory) { c.URLs = []string{"http://dc1"} }, "not an ldap://", "", nil},
+		{"bad filter", func(c *config.Directory) { c.Targets.Filters = []string{"(cn=x"} }, "not a valid LDAP filter", "", nil},
+		{"bad exclusion", func(c *config.Directory) { c.Targets.Exclude = []string{"(cn=x"} }, "not a valid LDAP filter", "", nil},
+		{"unknown method", func(c *config.Directory) { c.Bind.Method = "digest" }, "bind.method", "", nil},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -215,6 +217,9 @@ func TestTransportsAndBinds(t *testing.T) {
 			if tt.discErr != "" {
 				if err == nil || !strings.Contains(err.Error(), tt.discErr) {
 					t.Fatalf("Discover: %v, want error containing %q", err, tt.discErr)
+				}
+				if tt.is != nil && !errors.Is(err, tt.is) {
+					t.Fatalf("Discover: %v does not wrap %v", err, tt.is)
 				}
 				return
 			}
@@ -312,7 +317,7 @@ func TestServerLocationAndFailover(t *testing.T) {
 		t.Fatal(err)
 	}
 	_, err = d.Discover(t.Context())
-	if err == nil || strings.Contains(err.Error(), other.srv.LDAPSURL()) || !errors.Is(err, errCredentials) {
+	if err == nil || strings.Contains(err.Error(), other.srv.LDAPSURL()) || !errors.Is(err, ErrCredentials) {
 		t.Fatalf("wrong password failover: %v", err)
 	}
 }
