@@ -352,3 +352,51 @@ func TestClientCertificate(t *testing.T) {
 }
 
 func ptr[T any](v T) *T { return &v }
+
+func TestLookupForms(t *testing.T) {
+	a := New(labOptions(&attempts{}))
+	tests := []struct{ user, domain, want string }{
+		{"svcwatch", "LAB", `LAB\svcwatch`},
+		{"SVCWATCH", "lab", `LAB\svcwatch`},
+		{"svcwatch", "lab.example", `LAB\svcwatch`},
+		{"svcwatch", "", `LAB\svcwatch`},
+		{"svcwatch@lab.example", "", `LAB\svcwatch`},
+		{"svcwatch@LAB", "", `LAB\svcwatch`},
+		{"auditor", "LAB", "auditor@lab.example"},
+		{"auditor@lab.example", "", "auditor@lab.example"},
+		{"localadmin", "DC01", "localadmin"},
+		{"localadmin", ".", "localadmin"},
+		{"svcwatch", "OTHER", ""},
+		{"svcwatch@other.example", "", ""},
+		{"", "LAB", ""},
+	}
+	for _, tc := range tests {
+		key, _, ok := a.lookupNTLM(tc.user, tc.domain)
+		if key != tc.want || ok != (tc.want != "") {
+			t.Errorf("lookup(%q, %q) = %q %v, want %q", tc.user, tc.domain, key, ok, tc.want)
+		}
+	}
+}
+
+// TestPlainNTLMOnSealingListener: an NTLM client that cannot seal (go-ntlmssp)
+// gets 401 from a listener that requires sealing, as from Windows with
+// AllowUnencrypted=false.
+func TestPlainNTLMOnSealingListener(t *testing.T) {
+	rec := &attempts{}
+	o := labOptions(rec)
+	o.RequireSealing = true
+	a := New(o)
+	srv := httptest.NewUnstartedServer(a.Wrap(echoSOAP))
+	a.Configure(srv.Config)
+	srv.Start()
+	defer srv.Close()
+	client := &http.Client{Timeout: 10 * time.Second, Transport: ntlmssp.Negotiator{RoundTripper: srv.Client().Transport}}
+	resp, body := post(t, client, srv.URL, `LAB\svcwatch`, "S3cret!pw", "<s:Envelope/>")
+	if resp.StatusCode != 401 || body != "" {
+		t.Fatalf("status %d body %q", resp.StatusCode, body)
+	}
+	// The logon itself succeeds; the unsealed message is what is refused.
+	if rec.count(true) != 1 || rec.count(false) != 1 || !strings.Contains(fmt.Sprint(rec.all[1].Err), "unencrypted") {
+		t.Errorf("attempts %+v", rec.all)
+	}
+}

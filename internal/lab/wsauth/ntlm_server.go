@@ -133,14 +133,9 @@ func (a *Auth) lookupNTLM(user, domain string) (key, password string, ok bool) {
 		candidates = append(candidates, domain+`\`+user)
 	}
 	if domain == "" || a.isOurDomain(domain) {
-		candidates = append(candidates, user)
+		candidates = append(candidates, user, a.opts.Domain+`\`+user, user+"@"+a.opts.DNSDomain)
 		if local, dom, found := strings.Cut(user, "@"); found && a.isOurDomain(dom) {
-			candidates = append(candidates, local, a.opts.Domain+`\`+local)
-		}
-		if domain != "" {
-			candidates = append(candidates, user+"@"+a.opts.DNSDomain)
-		} else {
-			candidates = append(candidates, a.opts.Domain+`\`+user, user+"@"+a.opts.DNSDomain)
+			candidates = append(candidates, local, a.opts.Domain+`\`+local, local+"@"+a.opts.DNSDomain)
 		}
 	}
 	for _, c := range candidates {
