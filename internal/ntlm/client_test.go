@@ -261,3 +261,25 @@ func TestChannelBindingHash(t *testing.T) {
 		t.Fatal("a 1-byte channel binding was accepted")
 	}
 }
+
+func TestChallengeVersionField(t *testing.T) {
+	msg := challengeMsg(DefaultFlags, [8]byte{}, []AVPair{{AvNbDomainName, encodeUTF16("CORP")}})
+	ch, err := ParseChallenge(msg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ch.Version != DefaultVersion {
+		t.Errorf("version %x, want %x", ch.Version, DefaultVersion)
+	}
+	// A server that sets VERSION but starts its payload at 48 has no version field.
+	short := append(append([]byte(nil), msg[:48]...), msg[56:]...)
+	binary.LittleEndian.PutUint32(short[16:], binary.LittleEndian.Uint32(msg[16:])-8)
+	binary.LittleEndian.PutUint32(short[44:], binary.LittleEndian.Uint32(msg[44:])-8)
+	ch, err = ParseChallenge(short)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ch.Version != ([8]byte{}) || ch.TargetName != "CORP" {
+		t.Errorf("version %x, target %q", ch.Version, ch.TargetName)
+	}
+}

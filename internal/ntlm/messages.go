@@ -125,6 +125,15 @@ func field(msg []byte, off, minOffset int, name string) ([]byte, error) {
 	return msg[start:end], nil
 }
 
+// payloadStart is the offset of a non-empty payload field, or the maximum
+// for an empty one. The descriptor was checked by field.
+func payloadStart(msg []byte, off int) int64 {
+	if binary.LittleEndian.Uint16(msg[off:]) == 0 {
+		return 1 << 32
+	}
+	return int64(binary.LittleEndian.Uint32(msg[off+4:]))
+}
+
 // ParseChallenge parses a CHALLENGE_MESSAGE. Every length and offset is
 // checked against the buffer; it never panics on malformed input.
 func ParseChallenge(msg []byte) (*Challenge, error) {
@@ -143,13 +152,9 @@ func ParseChallenge(msg []byte) (*Challenge, error) {
 	c := &Challenge{Flags: Flags(binary.LittleEndian.Uint32(msg[20:]))}
 	copy(c.ServerChallenge[:], msg[24:32])
 
-	// The payload starts after the Version field when the server sends one;
-	// older servers end the header at 48 bytes.
+	// The payload may not overlap the 48-byte header. The Version field that
+	// follows it is read only when no payload claims those bytes.
 	minOffset := challengeHeaderLen
-	if c.Flags.Has(FlagVersion) && len(msg) >= challengeHeaderLen+versionLen {
-		copy(c.Version[:], msg[48:56])
-		minOffset = challengeHeaderLen + versionLen
-	}
 	name, err := field(msg, 12, minOffset, "TargetName")
 	if err != nil {
 		return nil, err
@@ -166,6 +171,10 @@ func ParseChallenge(msg []byte) (*Challenge, error) {
 	info, err := field(msg, 40, minOffset, "TargetInfo")
 	if err != nil {
 		return nil, err
+	}
+	if c.Flags.Has(FlagVersion) && len(msg) >= challengeHeaderLen+versionLen &&
+		payloadStart(msg, 12) >= challengeHeaderLen+versionLen && payloadStart(msg, 40) >= challengeHeaderLen+versionLen {
+		copy(c.Version[:], msg[48:56])
 	}
 	if len(info) > 0 {
 		pairs, used, err := parseAVPairs(info)
