@@ -91,13 +91,18 @@ func New(cfg config.Directory, password string, logger *slog.Logger, opts ...Opt
 	}
 	if !d.ldapEnabled() {
 		// No LDAP: static hosts only; SIDs beyond the well-known stay unresolved.
-		return d, d.parseTargets()
+		if err := d.parseTargets(); err != nil {
+			return nil, err
+		}
+		return d, nil
 	}
+	anyPlain := len(cfg.URLs) == 0 && cfg.AllowInsecure // SRV: ldap:// on the SRV port
 	for _, u := range cfg.URLs {
 		pu, err := url.Parse(u)
 		if err != nil || (pu.Scheme != "ldap" && pu.Scheme != "ldaps") || pu.Host == "" {
 			return nil, fmt.Errorf("directory: urls: %q is not an ldap:// or ldaps:// URL", u)
 		}
+		anyPlain = anyPlain || pu.Scheme == "ldap"
 		if pu.Scheme == "ldap" && !d.startTLS() && !cfg.AllowInsecure {
 			return nil, fmt.Errorf("directory: %s is plain LDAP and start_tls is false: credentials and results would cross the network unprotected; use ldaps://, set start_tls: true, or set allow_insecure: true to accept the risk", u)
 		}
@@ -130,7 +135,7 @@ func New(cfg config.Directory, password string, logger *slog.Logger, opts ...Opt
 	if cfg.InsecureSkipVerify {
 		logger.Warn("directory: insecure_skip_verify is set: the DC's TLS certificate is not checked and anyone on the path can impersonate it")
 	}
-	if cfg.AllowInsecure && !d.startTLS() {
+	if cfg.AllowInsecure && anyPlain && !d.startTLS() {
 		logger.Warn("directory: allow_insecure with start_tls false: binds and results to ldap:// URLs travel unprotected")
 	}
 	return d, nil
