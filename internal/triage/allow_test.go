@@ -47,7 +47,12 @@ func TestAllowlist(t *testing.T) {
 		{"group scope: dc does not cover a member server", []config.Allow{entry(func(a *config.Allow) { a.Name = "Zabbix*"; a.Groups = []string{"dc"} })}, false, zabbix, ""},
 		{"group scope: group name", []config.Allow{entry(func(a *config.Allow) { a.Name = "Zabbix*"; a.Groups = []string{"tier0 servers"} })}, false, zabbix, "allow[0]"},
 		{"kinds: an installed-only entry leaves modified alone", []config.Allow{entry(func(a *config.Allow) { a.Name = "Zabbix*"; a.Kinds = []string{"installed"} })}, false,
-			func() inventory.Finding { f := zabbix; f.Kind = inventory.KindModified; f.Changed = []string{inventory.ChangeImagePath}; return f }(), ""},
+			func() inventory.Finding {
+				f := zabbix
+				f.Kind = inventory.KindModified
+				f.Changed = []string{inventory.ChangeImagePath}
+				return f
+			}(), ""},
 		{"host kinds with a host scope", []config.Allow{entry(func(a *config.Allow) { a.Kinds = []string{"unreachable"}; a.Hosts = []string{"srv01*"} })}, false, unreachable, "allow[0]"},
 		{"service entries do not cover host findings", []config.Allow{entry(func(a *config.Allow) { a.Name = "*" })}, false, unreachable, ""},
 		{"first matching entry wins", []config.Allow{entry(func(a *config.Allow) { a.Name = "nope" }), entry(func(a *config.Allow) { a.Name = "Zabbix*"; a.Reason = "second" })}, false, zabbix, "allow[1]: second"},

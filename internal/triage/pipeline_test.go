@@ -29,7 +29,9 @@ func TestScenariosThroughDetect(t *testing.T) {
 		return inventory.Event{ID: inventory.EventServiceInstalled, RecordID: rec, Time: now.Add(-time.Minute), SID: sid,
 			Data: []string{name, path, typ, start, acct}}
 	}
-	with := func(extra ...inventory.Service) []inventory.Service { return append(append([]inventory.Service{}, base...), extra...) }
+	with := func(extra ...inventory.Service) []inventory.Service {
+		return append(append([]inventory.Service{}, base...), extra...)
+	}
 	hijacked := snmptrap
 	hijacked.ImagePath = `C:\Users\Public\Libraries\svchost.exe`
 	zabbix := inventory.Service{Name: "Zabbix Agent 2", DisplayName: "Zabbix Agent 2",
