@@ -178,9 +178,11 @@ func (a *Auth) serveSealed(w http.ResponseWriter, r *http.Request, c *connContex
 	}
 	plain, origType, err := a.unsealRequest(r, c.session)
 	if err != nil {
-		// Windows drops the context on a message it cannot verify.
+		// Windows answers a sealed message it cannot frame or verify with
+		// 400 Bad Request and closes the connection, losing the context.
 		a.opts.Logger.Info("wsauth: sealed request rejected", "remote", r.RemoteAddr, "user", c.user, "err", err)
 		a.dropConn(c)
+		w.Header().Set("Connection", "close")
 		writeEmpty(w, http.StatusBadRequest)
 		return
 	}

@@ -378,41 +378,41 @@ func TestSealedFailures(t *testing.T) {
 		name string
 		// step runs after a successful login and returns the status of the
 		// offending request.
-		step       func(c *testClient) int
+		step       func(c *testClient) *http.Response
 		wantStatus int
 	}{
-		{"plaintext refused on HTTP", func(c *testClient) int {
+		{"plaintext refused on HTTP", func(c *testClient) *http.Response {
 			resp, _ := c.do("", soapContentType, []byte("<s:Envelope/>"))
-			return resp.StatusCode
+			return resp
 		}, 401},
-		{"tampered ciphertext", func(c *testClient) int {
+		{"tampered ciphertext", func(c *testClient) *http.Response {
 			b := c.sealBody("<s:Envelope>x</s:Envelope>")
 			b[bytes.Index(b, []byte("octet-stream\r\n"))+len("octet-stream\r\n")+4+16] ^= 1
 			resp, _ := c.do("", EncryptedContentType, b)
-			return resp.StatusCode
+			return resp
 		}, 400},
-		{"replayed message", func(c *testClient) int {
+		{"replayed message", func(c *testClient) *http.Response {
 			b := c.sealBody("<s:Envelope>x</s:Envelope>")
 			if resp, _ := c.do("", EncryptedContentType, b); resp.StatusCode != 200 {
 				c.t.Fatalf("first send: %d", resp.StatusCode)
 			}
 			resp, _ := c.do("", EncryptedContentType, b)
-			return resp.StatusCode
+			return resp
 		}, 400},
-		{"skipped sequence number", func(c *testClient) int {
+		{"skipped sequence number", func(c *testClient) *http.Response {
 			c.sealBody("lost")
 			resp, _ := c.do("", EncryptedContentType, c.sealBody("<s:Envelope>x</s:Envelope>"))
-			return resp.StatusCode
+			return resp
 		}, 400},
-		{"length mismatch", func(c *testClient) int {
+		{"length mismatch", func(c *testClient) *http.Response {
 			b := c.sealBody("<s:Envelope>x</s:Envelope>")
 			b = bytes.Replace(b, []byte("Length=26"), []byte("Length=99"), 1)
 			resp, _ := c.do("", EncryptedContentType, b)
-			return resp.StatusCode
+			return resp
 		}, 400},
-		{"garbage framing", func(c *testClient) int {
+		{"garbage framing", func(c *testClient) *http.Response {
 			resp, _ := c.do("", EncryptedContentType, []byte("--Encrypted Boundary\r\nnonsense"))
-			return resp.StatusCode
+			return resp
 		}, 400},
 	}
 	for _, tc := range tests {
@@ -422,8 +422,12 @@ func TestSealedFailures(t *testing.T) {
 			if resp, _ := c.login(""); resp.StatusCode != 200 {
 				t.Fatalf("login: %d", resp.StatusCode)
 			}
-			if got := tc.step(c); got != tc.wantStatus {
-				t.Fatalf("status %d, want %d", got, tc.wantStatus)
+			got := tc.step(c)
+			if got.StatusCode != tc.wantStatus {
+				t.Fatalf("status %d, want %d", got.StatusCode, tc.wantStatus)
+			}
+			if got.StatusCode == 400 && !got.Close {
+				t.Errorf("400 without closing the connection")
 			}
 			// The context is gone: the next sealed message has to log on again.
 			resp, _ := c.do("", EncryptedContentType, c.sealBody("<s:Envelope>after</s:Envelope>"))
