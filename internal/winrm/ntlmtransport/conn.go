@@ -69,10 +69,10 @@ type exchangeResult struct {
 	body []byte
 }
 
-// exchange writes req and reads the response with its body (at most max
-// bytes). Any error leaves the connection unusable; received reports whether
+// exchange writes req and reads the response with its body (at most
+// maxBody bytes). Any error leaves the connection unusable; received reports whether
 // any response byte arrived (for the retry decision).
-func (c *conn) exchange(ctx context.Context, req *http.Request, max int64) (res exchangeResult, received bool, err error) {
+func (c *conn) exchange(ctx context.Context, req *http.Request, maxBody int64) (res exchangeResult, received bool, err error) {
 	if dl, ok := ctx.Deadline(); ok {
 		_ = c.nc.SetDeadline(dl)
 	} else {
@@ -85,7 +85,7 @@ func (c *conn) exchange(ctx context.Context, req *http.Request, max int64) (res 
 		}
 	}()
 	c.cr.n = 0
-	c.cr.limit = maxHeaderBytes + max + 1
+	c.cr.limit = maxHeaderBytes + maxBody + 1
 	bw := bufio.NewWriter(c.nc)
 	if err := req.Write(bw); err != nil {
 		return res, false, err
@@ -100,10 +100,10 @@ func (c *conn) exchange(ctx context.Context, req *http.Request, max int64) (res 
 		}
 		return res, c.cr.n > 0, err
 	}
-	body, err := io.ReadAll(io.LimitReader(resp.Body, max+1))
+	body, err := io.ReadAll(io.LimitReader(resp.Body, maxBody+1))
 	_ = resp.Body.Close()
-	if errors.Is(err, errReadLimit) || int64(len(body)) > max {
-		return res, true, fmt.Errorf("%w: body exceeds %d bytes (discarded)", ErrResponseTooLarge, max)
+	if errors.Is(err, errReadLimit) || int64(len(body)) > maxBody {
+		return res, true, fmt.Errorf("%w: body exceeds %d bytes (discarded)", ErrResponseTooLarge, maxBody)
 	}
 	if err != nil {
 		return res, true, err
