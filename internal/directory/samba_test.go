@@ -379,3 +379,42 @@ func TestSambaKerberosKeytab(t *testing.T) {
 		t.Fatalf("hosts %s", s)
 	}
 }
+
+// TestSambaFromConfigFile goes the way svcwatch does: YAML through
+// config.Parse (defaults, validation) and ReadSecrets, then New and Discover.
+func TestSambaFromConfigFile(t *testing.T) {
+	e := samba(t)
+	t.Setenv("TEST_WINRM_PASSWORD", "unused")
+	t.Setenv("TEST_SLACK_WEBHOOK", "https://hooks.slack.invalid/x")
+	y := strings.Join([]string{
+		"directory:",
+		"  urls: [" + e.ldapURL + "]", // start_tls defaults to true for ldap://
+		"  ca_file: " + e.ca,
+		"  page_size: 2",
+		"  bind: {method: simple, username: " + e.bindUPN + ", password_env: SAMBA_AD_BIND_PASSWORD}",
+		"  targets:",
+		"    groups: [Tier0 Servers]",
+		"    exclude: [rodc1]",
+		"winrm: {username: 'LAB\\svc', password_env: TEST_WINRM_PASSWORD}",
+		"slack: {webhook_url_env: TEST_SLACK_WEBHOOK}",
+	}, "\n")
+	cfg, err := config.Parse([]byte(y), "samba.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	secrets, err := cfg.ReadSecrets()
+	if err != nil {
+		t.Fatal(err)
+	}
+	d, err := New(cfg.Directory, secrets.LDAPPassword, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	res, err := d.Discover(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s := summarize(res.Hosts, e.dns()); s != "dc1[dc] dc2[dc] dc3[dc] srv-app-01[group Tier0 Servers] srv-t0-01[group Tier0 Servers]" {
+		t.Fatalf("hosts %s", s)
+	}
+}
