@@ -211,3 +211,8 @@ func (b *Bound) requestContext() (context.Context, error) {
 	})
 	return b.cleanupCtx, nil
 }
+
+var (
+	_ winrm.Transporter = (*Transport)(nil)
+	_ winrm.Transporter = (*Bound)(nil)
+)
