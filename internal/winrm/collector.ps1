@@ -1,6 +1,6 @@
 # svcwatch-collector v1
 # Windows PowerShell 5.1, built-in cmdlets only. The preamble line before this
-# one sets $W (watermark), $D (previous digest, '' or 64 hex), $N (max events)
+# one sets $W (watermark), $D (previous digest: 64 hex, or '0' for none), $N (max events)
 # and $B (look-back seconds); nothing else is ever placed in the script.
 # Contract: docs/internals.md, "The collector protocol (version 1)".
 #

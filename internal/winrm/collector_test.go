@@ -208,7 +208,7 @@ func startTLS(t *testing.T, f *fakeHost) config.WinRM {
 func answerFor(t *testing.T) func(string) string {
 	return func(cmd string) string {
 		script := decodeCommandString(t, cmd)
-		if !strings.HasPrefix(script, "$W=41;$D='';$N=100;$B=3600;\n# svcwatch-collector v1\n") {
+		if !strings.HasPrefix(script, "$W=41;$D='0';$N=100;$B=3600;\n# svcwatch-collector v1\n") {
 			t.Errorf("unexpected script start %q", script[:min(80, len(script))])
 		}
 		return string(encode(t, validAnswerWith(42)))

@@ -58,8 +58,12 @@ func preamble(req collectRequest) (string, error) {
 	if req.Lookback < 0 || req.Lookback > maxLookback {
 		return "", fmt.Errorf("look-back %s is outside 0..%s", req.Lookback, maxLookback)
 	}
+	digest := req.Digest
+	if digest == "" {
+		digest = "0" // no previous digest: never equal to a real one
+	}
 	return "$W=" + strconv.FormatUint(req.Watermark, 10) +
-		";$D='" + req.Digest +
+		";$D='" + digest +
 		"';$N=" + strconv.Itoa(req.MaxEvents) +
 		";$B=" + strconv.FormatInt(int64(req.Lookback/time.Second), 10) + ";", nil
 }

@@ -1,0 +1,154 @@
+package winrm
+
+import (
+	"context"
+	"encoding/pem"
+	"errors"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/svcwatch/svcwatch/internal/config"
+	"github.com/svcwatch/svcwatch/internal/inventory"
+	"github.com/svcwatch/svcwatch/internal/lab/winhost"
+	"github.com/svcwatch/svcwatch/internal/lab/wsauth"
+	"github.com/svcwatch/svcwatch/internal/lab/wsman"
+)
+
+// labServer runs the lab's WS-Management server (simulated Windows hosts,
+// server-side NTLM/Basic) on 127.0.0.1, over TLS or plain HTTP.
+func labServer(t *testing.T, tlsOn bool, hosts ...*winhost.Host) (addr, caFile string) {
+	t.Helper()
+	byName := map[string]*winhost.Host{}
+	for _, h := range hosts {
+		byName[h.Name()] = h
+	}
+	ws := wsman.NewServer(wsman.ResolverFunc(func(name string) (*winhost.Host, bool) {
+		h, ok := byName[strings.ToLower(name)]
+		return h, ok
+	}), wsman.WithUser(func(r *http.Request) string { return wsauth.User(r.Context()) }))
+	auth := wsauth.New(wsauth.Options{
+		Users:  map[string]string{`LAB\svcwatch`: "Lab-Passw0rd!"},
+		Domain: "LAB", DNSDomain: "lab.example", ServerName: "DC01",
+		Basic: true, RequireSealing: true,
+	})
+	srv := httptest.NewUnstartedServer(auth.Wrap(ws))
+	srv.Config.ConnState = auth.ConnState
+	if tlsOn {
+		srv.StartTLS()
+		caFile = filepath.Join(t.TempDir(), "ca.pem")
+		if err := os.WriteFile(caFile, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: srv.Certificate().Raw}), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	} else {
+		srv.Start()
+	}
+	t.Cleanup(srv.Close)
+	return srv.Listener.Addr().String(), caFile
+}
+
+func TestCollectFromLab(t *testing.T) {
+	dc := winhost.New("dc01.lab.example", winhost.Options{Role: winhost.RoleDC, Small: true})
+	httpsAddr, ca := labServer(t, true, dc)
+	httpAddr, _ := labServer(t, false, dc)
+	base := config.WinRM{Username: `LAB\svcwatch`, CAFile: ca, TLSServerName: "example.com", Timeout: 20 * time.Second}
+	tests := []struct {
+		name string
+		mod  func(c *config.WinRM)
+	}{
+		{"https+ntlm", func(c *config.WinRM) { c.Scheme, c.Auth, c.ConnectTo = "https", "ntlm", httpsAddr }},
+		{"https+basic", func(c *config.WinRM) { c.Scheme, c.Auth, c.ConnectTo = "https", "basic", httpsAddr }},
+		{"http+ntlm sealed", func(c *config.WinRM) { c.Scheme, c.Auth, c.ConnectTo = "http", "ntlm", httpAddr }},
+	}
+	host := inventory.Host{Name: "dc01.lab.example"}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			cfg := base
+			tt.mod(&cfg)
+			c, err := New(cfg, "Lab-Passw0rd!", nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer c.Close()
+			ctx := context.Background()
+			first, err := c.Collect(ctx, host, inventory.CollectRequest{Lookback: time.Hour, MaxEvents: 500})
+			if err != nil {
+				t.Fatalf("baseline: %v", err)
+			}
+			if len(first.Services) == 0 || !isDigest(first.Digest) || first.Log.NewestRecord == 0 {
+				t.Fatalf("baseline observation: %d services, digest %q, log %+v", len(first.Services), first.Digest, first.Log)
+			}
+			wm := first.Log.NewestRecord
+			// Unchanged host: digest echoed, no inventory.
+			again, err := c.Collect(ctx, host, inventory.CollectRequest{Watermark: wm, Digest: first.Digest, MaxEvents: 500})
+			if err != nil {
+				t.Fatalf("second poll: %v", err)
+			}
+			if again.Services != nil || again.Digest != first.Digest || len(again.Events) != 0 {
+				t.Fatalf("unchanged host answered %d services, %d events", len(again.Services), len(again.Events))
+			}
+			if err := dc.Apply("psexec"); err != nil {
+				t.Fatal(err)
+			}
+			after, err := c.Collect(ctx, host, inventory.CollectRequest{Watermark: wm, Digest: first.Digest, MaxEvents: 500})
+			if err != nil {
+				t.Fatalf("after psexec: %v", err)
+			}
+			found := false
+			for _, ev := range after.Events {
+				if in, ok := ev.Install(); ok && strings.Contains(strings.ToUpper(in.ServiceName+in.ImagePath), "PSEXE") {
+					found = true
+				}
+				if ev.RecordID <= wm {
+					t.Errorf("event %d not after watermark %d", ev.RecordID, wm)
+				}
+			}
+			if !found {
+				t.Errorf("no 7045 for PSEXESVC after the scenario: %+v", after.Events)
+			}
+		})
+	}
+}
+
+func TestCollectFromLabFaults(t *testing.T) {
+	kinds := map[string]error{
+		"garbage":       ErrProtocol,
+		"truncated":     ErrProtocol,
+		"huge":          ErrOutputTooLarge,
+		"quota":         ErrQuota,
+		"access-denied": ErrAccessDenied,
+		"slow":          ErrTimeout,
+	}
+	for kind, want := range kinds {
+		t.Run(kind, func(t *testing.T) {
+			bad := winhost.New("dc02.lab.example", winhost.Options{Role: winhost.RoleDC, Small: true})
+			good := winhost.New("dc03.lab.example", winhost.Options{Role: winhost.RoleDC, Small: true})
+			if err := bad.SetFault(kind); err != nil {
+				t.Skipf("lab has no fault %q: %v", kind, err)
+			}
+			addr, ca := labServer(t, true, bad, good)
+			cfg := config.WinRM{Scheme: "https", Auth: "ntlm", Username: `LAB\svcwatch`, CAFile: ca, TLSServerName: "example.com",
+				ConnectTo: addr, Timeout: 2 * time.Second, MaxOutputBytes: 1 << 20}
+			c, err := New(cfg, "Lab-Passw0rd!", nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer c.Close()
+			start := time.Now()
+			_, err = c.Collect(context.Background(), inventory.Host{Name: "dc02.lab.example"}, inventory.CollectRequest{MaxEvents: 100})
+			if !errors.Is(err, want) {
+				t.Errorf("fault %s: got %v, want %v", kind, err, want)
+			}
+			if d := time.Since(start); d > cfg.Timeout+deleteTimeout {
+				t.Errorf("fault %s took %s", kind, d)
+			}
+			if _, err := c.Collect(context.Background(), inventory.Host{Name: "dc03.lab.example"}, inventory.CollectRequest{MaxEvents: 100}); err != nil {
+				t.Errorf("healthy host next to the faulty one: %v", err)
+			}
+		})
+	}
+}
