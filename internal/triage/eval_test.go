@@ -134,8 +134,9 @@ func TestEvalLogEvents(t *testing.T) {
 	}
 }
 
-// TestCorpusLogClearsThroughDetect feeds each real 104 to Detect as the
-// collector would return it and checks that the pipeline raises tamper.
+// TestCorpusLogClearsThroughDetect feeds each real 104 and 1102 to Detect as
+// the collector would return it and checks that the pipeline raises tamper
+// (critical: the host is a domain controller).
 func TestCorpusLogClearsThroughDetect(t *testing.T) {
 	recs, err := ReadCorpus(openCorpus(t, "log-events.jsonl"))
 	if err != nil {
@@ -164,7 +165,7 @@ func TestCorpusLogClearsThroughDetect(t *testing.T) {
 			Log: inventory.LogInfo{OldestRecord: ev.RecordID, NewestRecord: ev.RecordID, MaxBytes: 20 << 20, Retention: "circular"}}
 		next, fs := inventory.Detect(host, prev, obs, inventory.DetectOptions{Lookback: time.Hour, Now: at})
 		fs = tr.Apply(at, fs)
-		if len(fs) != 1 || fs[0].Kind != inventory.KindTamper || fs[0].Severity != inventory.SeverityHigh || fs[0].Event == nil {
+		if len(fs) != 1 || fs[0].Kind != inventory.KindTamper || fs[0].Severity != inventory.SeverityCritical || fs[0].Event == nil {
 			t.Fatalf("record %s: %+v", r.ID, fs)
 		}
 		if next.Watermark != ev.RecordID {

@@ -79,7 +79,7 @@ func TestScenariosThroughDetect(t *testing.T) {
 			inventory.KindSilent, inventory.SeverityHigh, "user-writable-path"},
 		{"log-clear", host, inventory.Observation{Digest: "d0", Log: inventory.LogInfo{OldestRecord: 1004, NewestRecord: 1004, MaxBytes: 20 << 20, Retention: "circular"},
 			Events: []inventory.Event{{ID: inventory.EventLogCleared, RecordID: 1004, Time: now, SID: sid, Data: []string{"adm.jdoe", "LAB", "System", ""}}}},
-			inventory.KindTamper, inventory.SeverityHigh, "log-cleared"},
+			inventory.KindTamper, inventory.SeverityCritical, "log-cleared"},
 		{"benign-install", member, inventory.Observation{Digest: "d1", Services: with(zabbix), Events: []inventory.Event{
 			{ID: inventory.EventServiceInstalled, RecordID: 1002, Time: now, SID: "S-1-5-18", Data: []string{"Zabbix Agent 2", zabbix.ImagePath, "user mode service", "auto start", "LocalSystem"}}}},
 			inventory.KindInstalled, inventory.SeverityLow, "service-installed"},

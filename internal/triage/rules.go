@@ -13,7 +13,7 @@ type Rule struct {
 	ID       string
 	Severity inventory.Severity
 	// Raise marks context: instead of setting a floor, the rule raises the
-	// finding's severity one level (service findings of low or above only).
+	// finding's severity one level (findings already at low or above only).
 	Raise bool
 	// Why is the sentence shown in the alert.
 	Why string
@@ -213,8 +213,8 @@ var rules = []Rule{
 		match: func(s *subject, _ *batch) bool { return userAccount(s) }},
 
 	// Context: each raises the severity one level.
-	{ID: "context-dc", Raise: true, Kinds: serviceKinds,
-		Why:   "The host is a domain controller: code running there controls the domain.",
+	{ID: "context-dc", Raise: true, Kinds: append(slices.Clone(serviceKinds), inventory.KindTamper),
+		Why:   "The host is a domain controller: code running there controls the domain, and its logs are the domain's record.",
 		match: func(s *subject, _ *batch) bool { return s.f.Host.IsDC() }},
 	{ID: "context-ephemeral", Raise: true, Kinds: kinds(inventory.KindEphemeral),
 		Why:   "The service was deleted again before the next poll: the create, run, delete pattern of PsExec, smbexec and Cobalt Strike.",

@@ -161,7 +161,7 @@ func rate(s *subject, b *batch) (inventory.Severity, []inventory.Hit) {
 	}
 	// Strongest reasons first (the alert shows them in this order), context after.
 	sort.SliceStable(hits, func(i, j int) bool { return hits[i].Severity > hits[j].Severity })
-	if sev >= inventory.SeverityLow && isServiceKind(s.kind) {
+	if sev >= inventory.SeverityLow {
 		for _, r := range rules {
 			if !r.Raise || !r.appliesTo(s) || !r.match(s, b) {
 				continue
@@ -181,14 +181,6 @@ func (r Rule) appliesTo(s *subject) bool {
 		if k == s.kind {
 			return true
 		}
-	}
-	return false
-}
-
-func isServiceKind(k inventory.Kind) bool {
-	switch k {
-	case inventory.KindInstalled, inventory.KindEphemeral, inventory.KindSilent, inventory.KindModified:
-		return true
 	}
 	return false
 }
