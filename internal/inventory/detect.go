@@ -69,6 +69,7 @@ type detector struct {
 	curIdx   serviceIndex
 	prevIdx  serviceIndex
 	joined   map[string]bool // upper-cased key names a 7045 of this observation joined
+	gone     map[string]bool // upper-cased key names of stored services an ephemeral 7045 explains
 	starts   []Event         // 7040 events not yet attached to a finding
 	findings []Finding
 }
@@ -86,6 +87,7 @@ func (d *detector) run() (State, []Finding) {
 	d.curIdx = newServiceIndex(d.cur)
 	d.prevIdx = newServiceIndex(d.prev.Services)
 	d.joined = map[string]bool{}
+	d.gone = map[string]bool{}
 
 	reset := false
 	var logTamper *Finding
@@ -192,12 +194,19 @@ func (d *detector) install(e Event) {
 		d.joined[strings.ToUpper(s.Name)] = true
 	} else {
 		s := serviceFromInstall(in)
-		if old, ok := d.prevIdx.join(in.ServiceName, in.ImagePath); ok {
-			s.Name = old.Name
-		}
 		f.Kind = KindEphemeral
 		f.Service = &s
 		f.Detail = "service installed and already gone from the inventory: " + describe(s)
+		if old, ok := d.prevIdx.join(in.ServiceName, in.ImagePath); ok && d.obs.Services != nil {
+			if _, still := d.curIdx.byKey[strings.ToUpper(old.Name)]; !still {
+				// One event, one finding: the stored service it replaced is gone too.
+				s.Name = old.Name
+				oc := old
+				f.Previous = &oc
+				f.Detail += "; it replaced the stored service " + describe(old) + ", which is gone as well"
+				d.gone[strings.ToUpper(old.Name)] = true
+			}
+		}
 	}
 	f.ID = FindingID(d.host.Name, f.Kind, eventKey(e)...)
 	d.findings = append(d.findings, f)
@@ -341,7 +350,7 @@ func (d *detector) diff() ([]Service, bool) {
 	}
 	for _, s := range sortedServices(d.prev.Services) {
 		key := strings.ToUpper(s.Name)
-		if _, ok := d.curIdx.byKey[key]; ok {
+		if _, ok := d.curIdx.byKey[key]; ok || d.gone[key] {
 			continue
 		}
 		sc := s

@@ -188,6 +188,15 @@ func TestDetect(t *testing.T) {
 			watermark: 101, baselined: true,
 		},
 		{
+			name: "ephemeral over a stored service of the same name: one finding, not ephemeral + removed",
+			prev: baselined([]Service{spooler, psexesvc}, 100),
+			obs: Observation{At: t0, Log: logInfo, Digest: "d2", Services: []Service{spooler}, Events: []Event{
+				ev7045(101, t0, "PSEXESVC", `%SystemRoot%\PSEXESVC.exe`),
+			}},
+			want:      []want{{kind: KindEphemeral, service: "PSEXESVC", event: true, detail: "which is gone as well"}},
+			watermark: 101, services: []string{"Spooler"}, baselined: true,
+		},
+		{
 			name: "tamper: 104 in the System log",
 			prev: baselined(baseline, 100),
 			obs: Observation{At: t0, Log: logInfo, Digest: "aaaa", Events: []Event{
