@@ -433,12 +433,12 @@ func TestScopeChangeLab(t *testing.T) {
 		t.Fatal(err)
 	}
 	at := time.Date(2026, 12, 4, 12, 0, 0, 0, time.UTC)
-	fs := ScopeFindings(at, before.Hosts, after.Hosts)
+	fs := inventory.ScopeFindings(before.Hosts, after.Hosts, at)
 	if len(fs) != 1 || fs[0].Kind != inventory.KindScope || fs[0].Host.Name != "dc4.lab.example" || !fs[0].Host.IsDC() ||
-		fs[0].Detail != "dc4.lab.example entered the monitored set (dc)" {
+		fs[0].Detail != "entered the monitored set (dc)" {
 		t.Fatalf("findings %+v", fs)
 	}
-	if again := ScopeFindings(at, before.Hosts, after.Hosts); again[0].ID != fs[0].ID {
+	if again := inventory.ScopeFindings(before.Hosts, after.Hosts, at); again[0].ID != fs[0].ID {
 		t.Fatal("finding ID not deterministic")
 	}
 	if err := l.dir.Delete(dn); err != nil {
@@ -448,45 +448,9 @@ func TestScopeChangeLab(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	fs = ScopeFindings(at, after.Hosts, final.Hosts)
-	if len(fs) != 1 || fs[0].Detail != "dc4.lab.example left the monitored set (was: dc)" {
+	fs = inventory.ScopeFindings(after.Hosts, final.Hosts, at)
+	if len(fs) != 1 || fs[0].Detail != "left the monitored set (was dc)" {
 		t.Fatalf("findings %+v", fs)
-	}
-}
-
-func TestScopeDiff(t *testing.T) {
-	h := func(names ...string) []inventory.Host {
-		var out []inventory.Host
-		for _, n := range names {
-			out = append(out, inventory.Host{Name: n})
-		}
-		return out
-	}
-	names := func(hs []inventory.Host) string {
-		var s []string
-		for _, x := range hs {
-			s = append(s, x.Name)
-		}
-		return strings.Join(s, ",")
-	}
-	tests := []struct {
-		prev, next     []inventory.Host
-		added, removed string
-	}{
-		{h("a", "b"), h("b", "a"), "", ""},
-		{h("a"), h("a", "c", "b"), "b,c", ""},
-		{h("a", "b"), h("A"), "", "b"},
-		{nil, h("a"), "a", ""},
-		{h("a"), nil, "", "a"},
-	}
-	for i, tt := range tests {
-		a, r := ScopeDiff(tt.prev, tt.next)
-		if names(a) != tt.added || names(r) != tt.removed {
-			t.Errorf("%d: added %q removed %q, want %q %q", i, names(a), names(r), tt.added, tt.removed)
-		}
-	}
-	if fs := ScopeFindings(time.Now(), nil, h("a")); fs != nil {
-		t.Errorf("first discovery produced findings: %v", fs)
 	}
 }
 

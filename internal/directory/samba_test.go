@@ -306,7 +306,7 @@ func TestSambaScopeChange(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	fs := ScopeFindings(time.Now(), before.Hosts, after.Hosts)
+	fs := inventory.ScopeFindings(before.Hosts, after.Hosts, time.Now())
 	if len(fs) != 1 || fs[0].Kind != inventory.KindScope || fs[0].Host.Name != "dc4."+e.dns() ||
 		fs[0].Host.OS != "Windows Server 2025 Standard" || fs[0].Detail != "dc4."+e.dns()+" entered the monitored set (dc)" {
 		t.Fatalf("scope findings %+v", fs)
@@ -316,7 +316,7 @@ func TestSambaScopeChange(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if fs := ScopeFindings(time.Now(), after.Hosts, final.Hosts); len(fs) != 1 || !strings.Contains(fs[0].Detail, "left the monitored set") {
+	if fs := inventory.ScopeFindings(after.Hosts, final.Hosts, time.Now()); len(fs) != 1 || !strings.Contains(fs[0].Detail, "left the monitored set") {
 		t.Fatalf("after delete: %+v", fs)
 	}
 }

@@ -99,6 +99,7 @@ func DiscoveryFailedFinding(errText string, now time.Time) Finding {
 // ScopeFindings compares two monitored sets and reports each host that
 // entered or left, and each host whose reasons changed (a member server
 // promoted to DC). The caller decides whether the very first set is news.
+// IDs derive from the previous set, so the same comparison never alerts twice.
 func ScopeFindings(old, new []Host, now time.Time) []Finding {
 	before := make(map[string]Host, len(old))
 	for _, h := range old {
@@ -108,7 +109,7 @@ func ScopeFindings(old, new []Host, now time.Time) []Finding {
 	for _, h := range new {
 		after[strings.ToLower(h.Name)] = h
 	}
-	stamp := strconv.FormatInt(now.UnixNano(), 10)
+	stamp := scopeKey(old)
 	var fs []Finding
 	for _, h := range new {
 		key := strings.ToLower(h.Name)
@@ -155,4 +156,15 @@ func sameReasons(a, b []Reason) bool {
 		return slices.Compact(out)
 	}
 	return slices.Equal(key(a), key(b))
+}
+
+// scopeKey identifies a monitored set by its sorted host names and reasons.
+func scopeKey(hs []Host) string {
+	names := make([]string, len(hs))
+	for i, h := range hs {
+		names[i] = strings.ToLower(h.Name) + "=" + h.ReasonText()
+	}
+	slices.Sort(names)
+	h := sha256.Sum256([]byte(strings.Join(names, ",")))
+	return hex.EncodeToString(h[:8])
 }
