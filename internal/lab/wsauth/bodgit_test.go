@@ -2,6 +2,8 @@ package wsauth
 
 import (
 	"bytes"
+	"crypto/tls"
+	"crypto/x509"
 	"fmt"
 	"io"
 	"net/http"
@@ -16,27 +18,79 @@ import (
 // bodgitSession logs on with bodgit/ntlmssp's HTTP client on a new connection.
 func bodgitSession(t *testing.T, url string) (*ntlmhttp.Client, *http.Transport) {
 	t.Helper()
+	hc, tr, status := bodgitLogon(t, url, nil, false)
+	if status != 200 {
+		t.Fatalf("handshake: status %d", status)
+	}
+	return hc, tr
+}
+
+// bodgitLogon runs the handshake on an empty POST, as pywinrm and winrs do,
+// optionally over TLS with channel binding, and returns the final status.
+func bodgitLogon(t *testing.T, url string, tlsCfg *tls.Config, cbt bool) (*ntlmhttp.Client, *http.Transport, int) {
+	t.Helper()
 	nc, err := ntlmssp.NewClient(ntlmssp.SetUserInfo("svcwatch", "S3cret!pw"), ntlmssp.SetDomain("LAB"),
 		ntlmssp.SetWorkstation("COLLECTOR"), ntlmssp.SetVersion(ntlmssp.DefaultVersion()))
 	if err != nil {
 		t.Fatal(err)
 	}
-	tr := &http.Transport{MaxConnsPerHost: 1}
-	hc, err := ntlmhttp.NewClient(&http.Client{Timeout: 10 * time.Second, Transport: tr}, nc, ntlmhttp.Encryption(true))
+	tr := &http.Transport{MaxConnsPerHost: 1, TLSClientConfig: tlsCfg}
+	hc, err := ntlmhttp.NewClient(&http.Client{Timeout: 10 * time.Second, Transport: tr}, nc,
+		ntlmhttp.Encryption(tlsCfg == nil), ntlmhttp.SendCBT(cbt))
 	if err != nil {
 		t.Fatal(err)
 	}
-	// The handshake on an empty POST, as pywinrm and winrs do it.
 	req, _ := http.NewRequest(http.MethodPost, url+"/wsman", http.NoBody)
 	resp, err := hc.Do(req)
 	if err != nil {
 		t.Fatal(err)
 	}
 	resp.Body.Close()
-	if resp.StatusCode != 200 || !nc.Complete() {
-		t.Fatalf("handshake: status %d complete %v", resp.StatusCode, nc.Complete())
+	if resp.StatusCode == 200 && !nc.Complete() {
+		t.Fatalf("handshake: 200 before NTLM completed")
 	}
-	return hc, tr
+	return hc, tr, resp.StatusCode
+}
+
+// TestChannelBinding checks MsvAvChannelBindings as bodgit/ntlmssp computes
+// them over HTTPS (RFC 5929 tls-server-end-point), in Windows' Relaxed and
+// Strict CbtHardeningLevel.
+func TestChannelBinding(t *testing.T) {
+	pki := newTestPKI(t, "unused")
+	serverCert, err := x509.ParseCertificate(pki.server.Certificate[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, otherCert := selfSigned(t, "dc01.lab.example")
+	tests := []struct {
+		name      string
+		cert      *x509.Certificate // what the lab believes its certificate is
+		require   bool
+		clientCBT bool
+		want      int
+	}{
+		{"relaxed, binding matches", serverCert, false, true, 200},
+		{"relaxed, binding for another certificate", otherCert, false, true, 401},
+		{"relaxed, no binding", serverCert, false, false, 200},
+		{"relaxed, certificate unknown to the lab", nil, false, true, 200},
+		{"strict, binding matches", serverCert, true, true, 200},
+		{"strict, no binding", serverCert, true, false, 401},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			o := labOptions(&attempts{})
+			o.RequireChannelBinding = tc.require
+			o.ServerCertificate = tc.cert
+			a := New(o)
+			srv := startTLS(t, a, &tls.Config{Certificates: []tls.Certificate{pki.server}})
+			tlsCfg := &tls.Config{RootCAs: pki.caPool, ServerName: "dc01.lab.example"}
+			_, tr, status := bodgitLogon(t, srv.URL, tlsCfg, tc.clientCBT)
+			tr.CloseIdleConnections()
+			if status != tc.want {
+				t.Errorf("status %d, want %d", status, tc.want)
+			}
+		})
+	}
 }
 
 // TestSealedHTTPWithBodgitClient runs the sealing path against

@@ -47,7 +47,7 @@ func (a *Auth) serve(w http.ResponseWriter, r *http.Request, next http.Handler) 
 	switch {
 	case strings.EqualFold(scheme, "Basic") && a.opts.Basic:
 		a.serveBasic(w, r, c, token, next)
-	case (strings.EqualFold(scheme, "Negotiate") || strings.EqualFold(scheme, "NTLM") || strings.EqualFold(scheme, "Kerberos")):
+	case strings.EqualFold(scheme, "Negotiate") || strings.EqualFold(scheme, "NTLM") || strings.EqualFold(scheme, "Kerberos"):
 		a.serveToken(w, r, c, canonicalScheme(scheme), token, next)
 	default:
 		a.attempt(r, "", "", fmt.Errorf("unsupported Authorization scheme %q", truncate([]byte(scheme))))
@@ -99,6 +99,10 @@ func (a *Auth) serveNTLM(w http.ResponseWriter, r *http.Request, c *connContext,
 		if err != nil {
 			a.fail(w, r, c, MethodNTLM, "", err)
 			return
+		}
+		p.overTLS = r.TLS != nil
+		if p.overTLS && a.opts.ServerCertificate != nil {
+			p.channelBinding = channelBindingHash(a.opts.ServerCertificate)
 		}
 		c.pending, c.scheme, c.spnego = p, scheme, spnego
 		out := p.challenge

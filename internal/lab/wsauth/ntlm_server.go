@@ -4,10 +4,16 @@ package wsauth
 // NEGOTIATE with a CHALLENGE, verify the NTLMv2 AUTHENTICATE.
 
 import (
+	"bytes"
+	"crypto/md5"
+	"crypto/sha256"
+	"crypto/sha512"
 	"crypto/subtle"
+	"crypto/x509"
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"hash"
 	"io"
 	"strings"
 )
@@ -22,6 +28,10 @@ type pendingNTLM struct {
 	challenge       []byte
 	serverChallenge [8]byte
 	flags           uint32
+	// overTLS is set when the handshake runs over TLS; channelBinding is
+	// then the expected MsvAvChannelBindings, if the certificate is known.
+	overTLS        bool
+	channelBinding []byte
 }
 
 // ntlmChallenge answers a NEGOTIATE_MESSAGE.
@@ -68,6 +78,9 @@ func (a *Auth) ntlmVerify(p *pendingNTLM, raw []byte) (ntlmResult, error) {
 		return ntlmResult{}, err
 	}
 	if err := checkMIC(m, exported, p); err != nil {
+		return ntlmResult{}, err
+	}
+	if err := a.checkChannelBinding(m, p); err != nil {
 		return ntlmResult{}, err
 	}
 	return ntlmResult{User: key, Flags: m.Flags & p.flags, Exported: exported}, nil
@@ -149,4 +162,51 @@ func (a *Auth) lookupNTLM(user, domain string) (key, password string, ok bool) {
 func (a *Auth) isOurDomain(d string) bool {
 	return strings.EqualFold(d, a.opts.Domain) || strings.EqualFold(d, a.opts.DNSDomain) ||
 		strings.EqualFold(d, a.opts.ServerName) || d == "."
+}
+
+// avChannelBindings is MsvAvChannelBindings (MS-NLMP 2.2.2.1).
+const avChannelBindings uint16 = 10
+
+// checkChannelBinding compares the client's MsvAvChannelBindings with the
+// TLS channel it authenticated on. All zeros means "not supplied".
+func (a *Auth) checkChannelBinding(m authenticateMessage, p *pendingNTLM) error {
+	if !p.overTLS {
+		return nil
+	}
+	blob, err := parseNTLMv2Blob(m.NTResponse[16:])
+	if err != nil {
+		return err
+	}
+	got, ok := blob.pair(avChannelBindings)
+	supplied := ok && !bytes.Equal(got, make([]byte, len(got)))
+	switch {
+	case !supplied && a.opts.RequireChannelBinding:
+		return fmt.Errorf("%w (no channel binding token, and the listener requires one)", errBadCredentials)
+	case !supplied || p.channelBinding == nil:
+		return nil
+	case subtle.ConstantTimeCompare(got, p.channelBinding) != 1:
+		return fmt.Errorf("%w (channel binding token does not match this TLS channel)", errBadCredentials)
+	}
+	return nil
+}
+
+// channelBindingHash is MD5 of the gss_channel_bindings_struct carrying
+// "tls-server-end-point:" + the certificate hash (RFC 5929 section 4.1).
+func channelBindingHash(cert *x509.Certificate) []byte {
+	var h hash.Hash
+	switch cert.SignatureAlgorithm {
+	case x509.SHA384WithRSA, x509.ECDSAWithSHA384, x509.SHA384WithRSAPSS:
+		h = sha512.New384()
+	case x509.SHA512WithRSA, x509.ECDSAWithSHA512, x509.SHA512WithRSAPSS:
+		h = sha512.New()
+	default: // SHA-256, and MD5/SHA-1 which RFC 5929 upgrades to SHA-256
+		h = sha256.New()
+	}
+	h.Write(cert.Raw)
+	app := append([]byte("tls-server-end-point:"), h.Sum(nil)...)
+	s := make([]byte, 16, 20+len(app)) // zero initiator/acceptor type and address
+	s = binary.LittleEndian.AppendUint32(s, uint32(len(app)))
+	s = append(s, app...)
+	sum := md5.Sum(s)
+	return sum[:]
 }

@@ -69,6 +69,14 @@ type Options struct {
 	// Kerberos enables the Kerberos scheme and Kerberos inside Negotiate.
 	Kerberos *KerberosOptions
 
+	// ServerCertificate is the listener's TLS certificate. With it, NTLM
+	// channel bindings (MsvAvChannelBindings over RFC 5929
+	// tls-server-end-point) that a client sends over TLS are checked, like
+	// Windows' CbtHardeningLevel=Relaxed; RequireChannelBinding refuses NTLM
+	// over TLS without them (CbtHardeningLevel=Strict).
+	ServerCertificate     *x509.Certificate
+	RequireChannelBinding bool
+
 	// RequireSealing is WinRM's AllowUnencrypted=false: on a connection
 	// without TLS, a request whose body is not NTLM-sealed is answered 401 and
 	// the connection's security context is dropped, as Windows does.
