@@ -498,3 +498,39 @@ func sameSet(a, b []string) bool {
 }
 
 func ptr[T any](v T) *T { return &v }
+
+// FuzzDetect: untrusted observations never panic Detect, never produce two
+// findings with one ID, and never move the watermark backwards without a
+// reported reset.
+func FuzzDetect(f *testing.F) {
+	f.Add("PSEXESVC", `%SystemRoot%\PSEXESVC.exe`, uint64(101), uint64(1), uint64(5000), uint64(100), true, false)
+	f.Add("Print Spooler", `"C:\x y\z.exe" -a`, uint64(3), uint64(1), uint64(3), uint64(5000), false, true)
+	f.Add("", "", uint64(0), uint64(0), uint64(0), uint64(0), false, false)
+	f.Fuzz(func(t *testing.T, name, path string, rec, oldest, newest, watermark uint64, withServices, more bool) {
+		prev := baselined([]Service{spooler, print, svc(name, name+" display", path)}, watermark)
+		obs := Observation{At: t0, Log: LogInfo{OldestRecord: oldest, NewestRecord: newest, Retention: "retain"}, Digest: "d2", More: more,
+			Events: []Event{ev7045(rec, t0, name, path), ev104(rec+1, t0), ev7040(rec+2, t0, name, "auto start", "disabled", name), ev7045(rec, t0, name, path)}}
+		if withServices {
+			obs.Services = []Service{print, svc(strings.ToUpper(name), name, path+" x")}
+		}
+		next, fs := Detect(dc01, prev, obs, opts())
+		seen := map[string]bool{}
+		tampered := false
+		for _, f := range fs {
+			if seen[f.ID] {
+				t.Fatalf("duplicate finding ID %s", f.ID)
+			}
+			seen[f.ID] = true
+			if f.Kind == KindTamper {
+				tampered = true
+			}
+		}
+		if next.Watermark < watermark && !tampered {
+			t.Fatalf("watermark went from %d to %d without a tamper finding", watermark, next.Watermark)
+		}
+		_, again := Detect(dc01, prev, obs, opts())
+		if len(again) != len(fs) {
+			t.Fatal("not deterministic")
+		}
+	})
+}
