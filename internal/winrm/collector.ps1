@@ -47,9 +47,9 @@ try{
             $k=$root.OpenSubKey($nm)
             $t=$k.GetValue('Type')
             if($t -isnot [int] -or !($t -band 0x3B)){continue}
-            $p=$k.OpenSubKey('Parameters')
+            # An unreadable Parameters key leaves dll empty rather than dropping the service.
             $dll=''
-            if($p){$dll=[string]$p.GetValue('ServiceDll','',$R)}
+            try{$p=$k.OpenSubKey('Parameters');if($p){$dll=[string]$p.GetValue('ServiceDll','',$R)}}catch{}
             [ordered]@{name=$nm;display=[string]$k.GetValue('DisplayName','',$R);path=[string]$k.GetValue('ImagePath','',$R);dll=$dll;start=[int]$k.GetValue('Start',-1);delayed=$k.GetValue('DelayedAutostart',0) -eq 1;account=[string]$k.GetValue('ObjectName','');type=$t;state=[string]$st[$nm]}
         }catch{$E+="service ${nm}: "+$_.Exception.Message}
     })

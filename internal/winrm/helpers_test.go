@@ -1,6 +1,7 @@
 package winrm
 
 import (
+	"errors"
 	"io"
 	"log/slog"
 	"os"
@@ -43,3 +44,10 @@ func readShared(t testing.TB, rel string) []byte {
 func newTestLogger(w io.Writer) *slog.Logger {
 	return slog.New(slog.NewTextHandler(w, nil))
 }
+
+func errorsIs(err, target error) bool { return errors.Is(err, target) }
+
+// testWriter sends log lines to t.Log.
+type testWriter struct{ t testing.TB }
+
+func (w testWriter) Write(p []byte) (int, error) { w.t.Log(string(p)); return len(p), nil }

@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/jcmturner/gokrb5/v8/client"
 	krbconfig "github.com/jcmturner/gokrb5/v8/config"
@@ -24,14 +25,27 @@ type ticketSource interface {
 	GetServiceTicket(spn string) (messages.Ticket, types.EncryptionKey, error)
 }
 
+// ticketReuse is how long one service ticket is used before asking the
+// client again (which answers from its cache until the ticket expires).
+const ticketReuse = 10 * time.Minute
+
 // kerberosAuth sets a SPNEGO (Negotiate) header with an AP-REQ for
-// HTTP/<host> on each request. One login (TGT) per Collector.
+// HTTP/<host> on each request. One login (TGT) per Collector, one service
+// ticket per host, each AP-REQ with a fresh authenticator.
 type kerberosAuth struct {
 	mu       sync.Mutex
 	cl       *client.Client
 	tickets  ticketSource
 	loggedIn bool
 	login    func() error
+	now      func() time.Time
+	cache    map[string]cachedTicket // by SPN
+}
+
+type cachedTicket struct {
+	tkt     messages.Ticket
+	key     types.EncryptionKey
+	fetched time.Time
 }
 
 func newKerberosAuth(cfg config.WinRM, password string) (*kerberosAuth, error) {
@@ -66,7 +80,7 @@ func newKerberosAuth(cfg config.WinRM, password string) (*kerberosAuth, error) {
 	default:
 		return nil, fmt.Errorf("winrm.auth kerberos needs a password (winrm.password_env / password_file) or winrm.keytab_file")
 	}
-	return &kerberosAuth{cl: cl, tickets: cl, login: cl.Login}, nil
+	return &kerberosAuth{cl: cl, tickets: cl, login: cl.Login, now: time.Now, cache: map[string]cachedTicket{}}, nil
 }
 
 func (k *kerberosAuth) authorize(req *http.Request, host string) error {
@@ -79,14 +93,21 @@ func (k *kerberosAuth) authorize(req *http.Request, host string) error {
 		k.loggedIn = true
 	}
 	spn := "HTTP/" + strings.ToLower(host)
-	tkt, key, err := k.tickets.GetServiceTicket(spn)
-	if err != nil {
-		return fmt.Errorf("%w: Kerberos service ticket for %s: %v; check that the SPN exists (setspn -Q %s)", ErrAuth, spn, err, spn)
+	ct, ok := k.cache[spn]
+	if !ok || k.now().Sub(ct.fetched) > ticketReuse {
+		tkt, key, err := k.tickets.GetServiceTicket(spn)
+		if err != nil {
+			return fmt.Errorf("%w: Kerberos service ticket for %s: %v; check that the SPN exists (setspn -Q %s)", ErrAuth, spn, err, spn)
+		}
+		ct = cachedTicket{tkt: tkt, key: key, fetched: k.now()}
+		k.cache[spn] = ct
 	}
-	tok, err := spnego.NewNegTokenInitKRB5(k.cl, tkt, key)
+	init, err := spnego.NewNegTokenInitKRB5(k.cl, ct.tkt, ct.key)
 	if err != nil {
 		return fmt.Errorf("%w: SPNEGO token for %s: %v", ErrAuth, spn, err)
 	}
+	// The GSS-API framing (application tag 0, SPNEGO OID) around NegTokenInit.
+	tok := spnego.SPNEGOToken{Init: true, NegTokenInit: init}
 	raw, err := tok.Marshal()
 	if err != nil {
 		return fmt.Errorf("%w: SPNEGO token for %s: %v", ErrAuth, spn, err)

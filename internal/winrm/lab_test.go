@@ -2,6 +2,7 @@ package winrm
 
 import (
 	"context"
+	"crypto/tls"
 	"encoding/pem"
 	"errors"
 	"net/http"
@@ -9,6 +10,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -22,6 +24,10 @@ import (
 // labServer runs the lab's WS-Management server (simulated Windows hosts,
 // server-side NTLM/Basic) on 127.0.0.1, over TLS or plain HTTP.
 func labServer(t *testing.T, tlsOn bool, hosts ...*winhost.Host) (addr, caFile string) {
+	return labServerWith(t, tlsOn, nil, hosts...)
+}
+
+func labServerWith(t *testing.T, tlsOn bool, mod func(*wsauth.Options, *tls.Config), hosts ...*winhost.Host) (addr, caFile string) {
 	t.Helper()
 	byName := map[string]*winhost.Host{}
 	for _, h := range hosts {
@@ -31,12 +37,18 @@ func labServer(t *testing.T, tlsOn bool, hosts ...*winhost.Host) (addr, caFile s
 		h, ok := byName[strings.ToLower(name)]
 		return h, ok
 	}), wsman.WithUser(func(r *http.Request) string { return wsauth.User(r.Context()) }))
-	auth := wsauth.New(wsauth.Options{
+	opts := wsauth.Options{
 		Users:  map[string]string{`LAB\svcwatch`: "Lab-Passw0rd!"},
 		Domain: "LAB", DNSDomain: "lab.example", ServerName: "DC01",
 		Basic: true, RequireSealing: true,
-	})
+	}
+	tc := &tls.Config{}
+	if mod != nil {
+		mod(&opts, tc)
+	}
+	auth := wsauth.New(opts)
 	srv := httptest.NewUnstartedServer(auth.Wrap(ws))
+	srv.TLS = tc
 	srv.Config.ConnState = auth.ConnState
 	if tlsOn {
 		srv.StartTLS()
@@ -122,6 +134,7 @@ func TestCollectFromLabFaults(t *testing.T) {
 		"quota":         ErrQuota,
 		"access-denied": ErrAccessDenied,
 		"slow":          ErrTimeout,
+		"shell-leak":    nil, // checked by text below
 	}
 	for kind, want := range kinds {
 		t.Run(kind, func(t *testing.T) {
@@ -140,7 +153,11 @@ func TestCollectFromLabFaults(t *testing.T) {
 			defer c.Close()
 			start := time.Now()
 			_, err = c.Collect(context.Background(), inventory.Host{Name: "dc02.lab.example"}, inventory.CollectRequest{MaxEvents: 100})
-			if !errors.Is(err, want) {
+			if want == nil {
+				if err == nil || !strings.Contains(err.Error(), "delete shell") {
+					t.Errorf("fault %s: got %v, want a delete shell error", kind, err)
+				}
+			} else if !errors.Is(err, want) {
 				t.Errorf("fault %s: got %v, want %v", kind, err, want)
 			}
 			if d := time.Since(start); d > cfg.Timeout+deleteTimeout {
@@ -148,6 +165,44 @@ func TestCollectFromLabFaults(t *testing.T) {
 			}
 			if _, err := c.Collect(context.Background(), inventory.Host{Name: "dc03.lab.example"}, inventory.CollectRequest{MaxEvents: 100}); err != nil {
 				t.Errorf("healthy host next to the faulty one: %v", err)
+			}
+		})
+	}
+}
+
+// TestNTLMConnectionReuse: polls reuse the authenticated keep-alive
+// connection instead of an NTLM handshake per SOAP message.
+func TestNTLMConnectionReuse(t *testing.T) {
+	for _, scheme := range []string{"https", "http"} {
+		t.Run(scheme, func(t *testing.T) {
+			dc := winhost.New("dc01.lab.example", winhost.Options{Role: winhost.RoleDC, Small: true})
+			var mu sync.Mutex
+			handshakes := 0
+			addr, ca := labServerWith(t, scheme == "https", func(o *wsauth.Options, _ *tls.Config) {
+				o.OnAttempt = func(a wsauth.Attempt) {
+					mu.Lock()
+					defer mu.Unlock()
+					if a.OK {
+						handshakes++
+					}
+				}
+			}, dc)
+			cfg := config.WinRM{Scheme: scheme, Auth: "ntlm", Username: `LAB\svcwatch`, CAFile: ca, TLSServerName: "example.com", ConnectTo: addr, Timeout: 10 * time.Second}
+			c, err := New(cfg, "Lab-Passw0rd!", nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer c.Close()
+			for i := 0; i < 3; i++ {
+				if _, err := c.Collect(context.Background(), inventory.Host{Name: "dc01.lab.example"}, inventory.CollectRequest{MaxEvents: 10}); err != nil {
+					t.Fatal(err)
+				}
+			}
+			mu.Lock()
+			defer mu.Unlock()
+			// 3 polls are at least 12 SOAP messages.
+			if handshakes != 1 {
+				t.Errorf("%d NTLM handshakes for 3 polls, want 1", handshakes)
 			}
 		})
 	}

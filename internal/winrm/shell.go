@@ -36,7 +36,7 @@ func (t *transport) runCommand(ctx context.Context, host string, params *mz.Para
 		_, derr := t.post(dctx, host, del.String())
 		del.Free()
 		if derr != nil && err == nil && !errors.Is(derr, ErrShellNotFound) {
-			err = fmt.Errorf("delete shell: %w", derr)
+			err = fmt.Errorf("delete shell (it stays open until the host's idle timeout; repeated, this exhausts MaxShellsPerUser): %w", derr)
 		}
 	}()
 
