@@ -283,14 +283,18 @@ func (d *detector) addLogTamper(f Finding) {
 	d.findings = append(d.findings, f)
 }
 
-// wrapExplains reports whether records after the watermark can have been
-// overwritten by the log's own retention: only a circular (or auto-backup)
-// log that is plausibly full wraps.
+// wrapExplains reports whether records after the watermark can have left
+// the log through its own retention: a circular log that is plausibly full
+// overwrote them, an auto-backup log archived them to a file (Windows logs
+// 105, not 104, and the live log restarts nearly empty). A log set to retain
+// never drops records except by a clear.
 func (d *detector) wrapExplains(lg LogInfo) bool {
 	switch strings.ToLower(lg.Retention) {
 	case "retain":
-		return false // a log that never overwrites loses records only to a clear
-	case "circular", "autobackup", "":
+		return false
+	case "autobackup":
+		return true
+	case "circular", "":
 		if lg.MaxBytes <= 0 {
 			return true // size unknown: cannot tell a wrap from a deletion
 		}

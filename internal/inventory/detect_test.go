@@ -252,6 +252,12 @@ func TestDetect(t *testing.T) {
 			watermark: 4999, baselined: true,
 		},
 		{
+			name:      "no tamper: an auto-backup log archived and restarted",
+			prev:      State{Baselined: true, Watermark: 100, Digest: "aaaa", Services: baseline, Log: LogInfo{OldestRecord: 1, NewestRecord: 100, MaxBytes: 1 << 20, Retention: "autobackup"}},
+			obs:       Observation{At: t0, Log: LogInfo{OldestRecord: 20001, NewestRecord: 20010, MaxBytes: 1 << 20, Retention: "autobackup"}, Digest: "aaaa"},
+			watermark: 20000, baselined: true,
+		},
+		{
 			name:      "no tamper when the collector could not read the log",
 			prev:      baselined(baseline, 5000),
 			obs:       Observation{At: t0, Digest: "aaaa"},
