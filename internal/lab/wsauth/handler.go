@@ -111,7 +111,7 @@ func (a *Auth) serveNTLM(w http.ResponseWriter, r *http.Request, c *connContext,
 		}
 		w.Header().Set("WWW-Authenticate", scheme+" "+base64.StdEncoding.EncodeToString(out))
 		writeEmpty(w, http.StatusUnauthorized)
-	case messageAuthenticat:
+	case messageAuthenticate:
 		if c.pending == nil {
 			a.fail(w, r, c, MethodNTLM, "", errors.New("AUTHENTICATE without a preceding NEGOTIATE on this connection"))
 			return

@@ -13,26 +13,30 @@ import (
 
 // Negotiate flags (MS-NLMP 2.2.2.5).
 const (
-	flagUnicode        uint32 = 0x00000001
-	flagOEM            uint32 = 0x00000002
-	flagRequestTarget  uint32 = 0x00000004
-	flagSign           uint32 = 0x00000010
-	flagSeal           uint32 = 0x00000020
-	flagLMKey          uint32 = 0x00000080
-	flagNTLM           uint32 = 0x00000200
-	flagAnonymous      uint32 = 0x00000800
-	flagAlwaysSign     uint32 = 0x00008000
-	flagTargetDomain   uint32 = 0x00010000
-	flagESS            uint32 = 0x00080000
-	flagIdentify       uint32 = 0x00100000
-	flagTargetInfo     uint32 = 0x00800000
-	flagVersion        uint32 = 0x02000000
-	flag128            uint32 = 0x20000000
-	flagKeyExch        uint32 = 0x40000000
-	flag56             uint32 = 0x80000000
-	messageNegotiate   uint32 = 1
-	messageChallenge   uint32 = 2
-	messageAuthenticat uint32 = 3
+	flagUnicode       uint32 = 0x00000001
+	flagOEM           uint32 = 0x00000002
+	flagRequestTarget uint32 = 0x00000004
+	flagSign          uint32 = 0x00000010
+	flagSeal          uint32 = 0x00000020
+	flagLMKey         uint32 = 0x00000080
+	flagNTLM          uint32 = 0x00000200
+	flagAnonymous     uint32 = 0x00000800
+	flagAlwaysSign    uint32 = 0x00008000
+	flagTargetDomain  uint32 = 0x00010000
+	flagESS           uint32 = 0x00080000
+	flagIdentify      uint32 = 0x00100000
+	flagTargetInfo    uint32 = 0x00800000
+	flagVersion       uint32 = 0x02000000
+	flag128           uint32 = 0x20000000
+	flagKeyExch       uint32 = 0x40000000
+	flag56            uint32 = 0x80000000
+)
+
+// NTLMSSP message types (MS-NLMP 2.2.1).
+const (
+	messageNegotiate    uint32 = 1
+	messageChallenge    uint32 = 2
+	messageAuthenticate uint32 = 3
 )
 
 // AV pair IDs (MS-NLMP 2.2.2.1).
@@ -229,7 +233,7 @@ func parseAuthenticate(b []byte) (authenticateMessage, error) {
 	if len(b) > maxNTLMMessage {
 		return m, fmt.Errorf("%w: too long", errMalformed)
 	}
-	if messageType(b) != messageAuthenticat || len(b) < 64 {
+	if messageType(b) != messageAuthenticate || len(b) < 64 {
 		return m, fmt.Errorf("%w: not an AUTHENTICATE_MESSAGE", errMalformed)
 	}
 	m.Raw = b

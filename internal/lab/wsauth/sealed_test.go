@@ -100,7 +100,7 @@ func (c *testClient) authenticateMessage(challenge []byte) []byte {
 	const fixed = 88
 	b := make([]byte, fixed)
 	copy(b, ntlmSignature)
-	binary.LittleEndian.PutUint32(b[8:], messageAuthenticat)
+	binary.LittleEndian.PutUint32(b[8:], messageAuthenticate)
 	off := fixed
 	for i, p := range payload { // LM, NT, domain, user, workstation, key
 		putField(b[12+8*i:], len(p), off)
