@@ -39,8 +39,13 @@ type Expired struct {
 	Reason  string
 }
 
-// defaultKinds are what an entry without kinds applies to.
-var defaultKinds = []inventory.Kind{inventory.KindInstalled, inventory.KindEphemeral, inventory.KindSilent, inventory.KindModified, inventory.KindRemoved}
+// defaultKinds are what an entry without kinds applies to. Modified is left
+// out on purpose: a binPath hijack of an expected service must still be
+// reported unless the operator lists modified explicitly.
+var defaultKinds = []inventory.Kind{inventory.KindInstalled, inventory.KindEphemeral, inventory.KindSilent, inventory.KindRemoved}
+
+// serviceKindsAll are the kinds about one service.
+var serviceKindsAll = []inventory.Kind{inventory.KindInstalled, inventory.KindEphemeral, inventory.KindSilent, inventory.KindModified, inventory.KindRemoved}
 
 var knownKinds = []inventory.Kind{
 	inventory.KindInstalled, inventory.KindEphemeral, inventory.KindSilent, inventory.KindModified, inventory.KindRemoved,
@@ -98,7 +103,7 @@ func compileAllow(entries []config.Allow) ([]*Allowance, error) {
 			a.kinds = defaultKinds
 		}
 		serviceMatch := e.Name != "" || e.Path != "" || e.Account != ""
-		onlyHostKinds := len(e.Kinds) > 0 && !slices.ContainsFunc(a.kinds, func(k inventory.Kind) bool { return slices.Contains(defaultKinds, k) })
+		onlyHostKinds := len(e.Kinds) > 0 && !slices.ContainsFunc(a.kinds, func(k inventory.Kind) bool { return slices.Contains(serviceKindsAll, k) })
 		if !serviceMatch && !(onlyHostKinds && len(a.hosts)+len(a.groups) > 0) {
 			bad("name", "the entry would match every service; set at least one of name, path or account (or kinds of host findings with hosts or groups)")
 		}

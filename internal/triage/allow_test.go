@@ -53,6 +53,20 @@ func TestAllowlist(t *testing.T) {
 				f.Changed = []string{inventory.ChangeImagePath}
 				return f
 			}(), ""},
+		{"a name-only entry does not hide a hijack of the service", []config.Allow{entry(func(a *config.Allow) { a.Name = "Zabbix*" })}, false,
+			func() inventory.Finding {
+				f := zabbix
+				f.Kind = inventory.KindModified
+				f.Changed = []string{inventory.ChangeImagePath}
+				return f
+			}(), ""},
+		{"modified listed explicitly", []config.Allow{entry(func(a *config.Allow) { a.Name = "Zabbix*"; a.Kinds = []string{"modified"} })}, false,
+			func() inventory.Finding {
+				f := zabbix
+				f.Kind = inventory.KindModified
+				f.Changed = []string{inventory.ChangeImagePath}
+				return f
+			}(), "allow[0]"},
 		{"host kinds with a host scope", []config.Allow{entry(func(a *config.Allow) { a.Kinds = []string{"unreachable"}; a.Hosts = []string{"srv01*"} })}, false, unreachable, "allow[0]"},
 		{"service entries do not cover host findings", []config.Allow{entry(func(a *config.Allow) { a.Name = "*" })}, false, unreachable, ""},
 		{"first matching entry wins", []config.Allow{entry(func(a *config.Allow) { a.Name = "nope" }), entry(func(a *config.Allow) { a.Name = "Zabbix*"; a.Reason = "second" })}, false, zabbix, "allow[1]: second"},
