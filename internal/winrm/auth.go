@@ -4,8 +4,7 @@ import (
 	"net/http"
 )
 
-// basicAuth sends user and password as Basic credentials; over NTLM the
-// negotiator turns them into an NTLM handshake and never sends them as Basic.
+// basicAuth sends user and password as Basic credentials.
 type basicAuth struct{ user, password string }
 
 func (a basicAuth) authorize(req *http.Request, _ string) error {

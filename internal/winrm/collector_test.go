@@ -6,6 +6,7 @@ import (
 	"encoding/pem"
 	"errors"
 	"io"
+	"log"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -191,7 +192,9 @@ func (f *fakeHost) count(action string) int {
 // startTLS serves f on 127.0.0.1 over HTTPS and returns a config that reaches
 // it through connect_to, verifying its certificate with ca_file.
 func startTLS(t *testing.T, f *fakeHost) config.WinRM {
-	srv := httptest.NewTLSServer(f)
+	srv := httptest.NewUnstartedServer(f)
+	srv.Config.ErrorLog = log.New(io.Discard, "", 0) // TLS failures are the point of some tests
+	srv.StartTLS()
 	t.Cleanup(srv.Close)
 	caFile := filepath.Join(t.TempDir(), "ca.pem")
 	if err := os.WriteFile(caFile, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: srv.Certificate().Raw}), 0o600); err != nil {
@@ -419,6 +422,38 @@ func TestCollectRejectsHostileHostNames(t *testing.T) {
 	for _, name := range []string{"", "dc01/../x", "dc01:5985", "evil host", "dc01.corp.example@attacker", strings.Repeat("a", 64) + ".corp"} {
 		if _, err := c.Collect(context.Background(), inventory.Host{Name: name}, pollReq); err == nil || !strings.Contains(err.Error(), "host name") {
 			t.Errorf("%q: got %v", name, err)
+		}
+	}
+}
+
+func TestCollectUnreachable(t *testing.T) {
+	f := newFakeHost(t)
+	good := startTLS(t, f)
+	for _, auth := range []string{"basic", "ntlm"} {
+		tests := []struct {
+			name string
+			mod  func(c *config.WinRM)
+			text string
+		}{
+			{"closed port", func(c *config.WinRM) { c.ConnectTo = "127.0.0.1:1" }, "connect"},
+			{"certificate for another name", func(c *config.WinRM) { c.TLSServerName = "dc09.corp.example" }, "certificate"},
+			{"unknown CA", func(c *config.WinRM) { c.CAFile = "" }, "certificate"},
+		}
+		for _, tt := range tests {
+			t.Run(auth+"/"+tt.name, func(t *testing.T) {
+				cfg := good
+				cfg.Auth = auth
+				tt.mod(&cfg)
+				c, err := New(cfg, "s3cret", nil)
+				if err != nil {
+					t.Fatal(err)
+				}
+				defer c.Close()
+				_, err = c.Collect(context.Background(), inventory.Host{Name: "dc01.corp.example"}, pollReq)
+				if !errors.Is(err, ErrUnreachable) || !strings.Contains(err.Error(), tt.text) {
+					t.Fatalf("got %v, want ErrUnreachable saying %q", err, tt.text)
+				}
+			})
 		}
 	}
 }

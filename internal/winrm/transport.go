@@ -6,7 +6,6 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"fmt"
-	ntlmssp "github.com/Azure/go-ntlmssp"
 	"io"
 	"log/slog"
 	"net"
@@ -85,8 +84,8 @@ func (t *transport) post(ctx context.Context, host string, body string) (*envelo
 	return nil, fmt.Errorf("%w: HTTP %d without a WS-Management fault: %s", ErrProtocol, status, sanitize(string(data), 200))
 }
 
-// httpRoundTripper is net/http with an authorizer: HTTPS with NTLM (go-ntlmssp
-// negotiator), Basic, Kerberos (SPNEGO) or a client certificate.
+// httpRoundTripper is net/http with an authorizer: Basic, Kerberos (SPNEGO)
+// or a client certificate.
 type httpRoundTripper struct {
 	scheme string
 	port   int
@@ -128,8 +127,8 @@ func (h *httpRoundTripper) closeIdle() { h.client.CloseIdleConnections() }
 // timeouts, keep-alive, and the authenticator.
 func newTransport(cfg config.WinRM, password string, opTimeout time.Duration, logger *slog.Logger) (*transport, error) {
 	t := &transport{scheme: cfg.Scheme, port: cfg.Port}
-	if cfg.Scheme == "http" && cfg.Auth == "ntlm" {
-		rt, err := newSealed(cfg, password, opTimeout)
+	if cfg.Auth == "ntlm" {
+		rt, err := newNTLM(cfg, password, opTimeout)
 		if err != nil {
 			return nil, err
 		}
@@ -141,15 +140,11 @@ func newTransport(cfg config.WinRM, password string, opTimeout time.Duration, lo
 		return nil, err
 	}
 	h := &httpRoundTripper{scheme: cfg.Scheme, port: cfg.Port}
-	var rt http.RoundTripper = base
 	switch cfg.Auth {
 	case "basic":
 		h.auth = basicAuth{user: cfg.Username, password: password}
 	case "certificate":
 		h.auth = certAuth{}
-	case "ntlm":
-		rt = ntlmssp.Negotiator{RoundTripper: base}
-		h.auth = basicAuth{user: cfg.Username, password: password} // the negotiator turns it into NTLM
 	case "kerberos":
 		ka, err := newKerberosAuth(cfg, password)
 		if err != nil {
@@ -161,7 +156,7 @@ func newTransport(cfg config.WinRM, password string, opTimeout time.Duration, lo
 		return nil, fmt.Errorf("winrm.auth %q: want ntlm, kerberos, certificate or basic", cfg.Auth)
 	}
 	h.client = &http.Client{
-		Transport: rt,
+		Transport: base,
 		// WS-Management never redirects; following one could leak credentials.
 		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
 	}

@@ -12,19 +12,24 @@ import (
 	"github.com/svcwatch/svcwatch/internal/winrm/ntlmtransport"
 )
 
-// sealedRoundTripper is WinRM over HTTP with NTLM message encryption
-// (internal/winrm/ntlmtransport): one transport, one connection and one NTLM
-// security context per host, kept across polls.
-type sealedRoundTripper struct {
-	opts ntlmtransport.Options
-	port int
+// ntlmRoundTripper is WinRM with NTLM through internal/winrm/ntlmtransport:
+// one transport, one keep-alive connection and one NTLM security context per
+// host, kept across polls. Over http every message is sealed (MS-WSMV
+// 2.2.9.1.1, never a plaintext fallback); over https TLS protects the
+// messages and the NTLM AUTHENTICATE carries the TLS channel binding, as
+// Windows clients send it (hosts with CbtHardeningLevel=Strict need it).
+type ntlmRoundTripper struct {
+	opts  ntlmtransport.Options
+	port  int
+	https bool
 
 	mu    sync.Mutex
 	hosts map[string]*ntlmtransport.Transport
 }
 
-func newSealed(cfg config.WinRM, password string, opTimeout time.Duration) (*sealedRoundTripper, error) {
+func newNTLM(cfg config.WinRM, password string, opTimeout time.Duration) (*ntlmRoundTripper, error) {
 	opts := ntlmtransport.Options{
+		ChannelBinding: true,
 		Username:       cfg.Username,
 		Password:       password,
 		Sealing:        ntlmtransport.SealAuto, // http: always sealed, never a plaintext fallback
@@ -33,14 +38,22 @@ func newSealed(cfg config.WinRM, password string, opTimeout time.Duration) (*sea
 		DialTimeout:    dialTimeout,
 		Dial:           dialFunc(cfg),
 	}
+	if cfg.Scheme == "https" {
+		tc, err := tlsConfig(cfg)
+		if err != nil {
+			return nil, err
+		}
+		tc.NextProtos = []string{"http/1.1"}
+		opts.TLSConfig = tc
+	}
 	// Validate the options once, up front.
 	if _, err := ntlmtransport.New(opts); err != nil {
 		return nil, err
 	}
-	return &sealedRoundTripper{opts: opts, port: cfg.Port, hosts: map[string]*ntlmtransport.Transport{}}, nil
+	return &ntlmRoundTripper{opts: opts, port: cfg.Port, https: cfg.Scheme == "https", hosts: map[string]*ntlmtransport.Transport{}}, nil
 }
 
-func (s *sealedRoundTripper) host(host string) (*ntlmtransport.Transport, error) {
+func (s *ntlmRoundTripper) host(host string) (*ntlmtransport.Transport, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if tr, ok := s.hosts[host]; ok {
@@ -50,14 +63,14 @@ func (s *sealedRoundTripper) host(host string) (*ntlmtransport.Transport, error)
 	if err != nil {
 		return nil, err
 	}
-	if err := tr.Transport(&mz.Endpoint{Host: host, Port: s.port, HTTPS: false, Timeout: s.opts.Timeout}); err != nil {
+	if err := tr.Transport(&mz.Endpoint{Host: host, Port: s.port, HTTPS: s.https, Timeout: s.opts.Timeout}); err != nil {
 		return nil, err
 	}
 	s.hosts[host] = tr
 	return tr, nil
 }
 
-func (s *sealedRoundTripper) roundTrip(ctx context.Context, host string, body []byte) (int, []byte, error) {
+func (s *ntlmRoundTripper) roundTrip(ctx context.Context, host string, body []byte) (int, []byte, error) {
 	tr, err := s.host(host)
 	if err != nil {
 		return 0, nil, fmt.Errorf("%w: %v", ErrProtocol, err)
@@ -83,7 +96,7 @@ func (s *sealedRoundTripper) roundTrip(ctx context.Context, host string, body []
 	return 0, nil, fmt.Errorf("%w: %v", ErrProtocol, err)
 }
 
-func (s *sealedRoundTripper) closeIdle() {
+func (s *ntlmRoundTripper) closeIdle() {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	for h, tr := range s.hosts {
