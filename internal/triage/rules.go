@@ -52,8 +52,13 @@ var rules = []Rule{
 		Why:   "The service appeared without a 7045 event: it was written straight into the registry, or its event was lost or cleared.",
 		match: always},
 	{ID: "image-path-changed", Severity: sevMedium, Kinds: kinds(inventory.KindModified),
-		Why:   "The service's program was changed in place (sc config binPath=), which Windows does not log as an install.",
-		match: changed(inventory.ChangeImagePath)},
+		Why: "The service's program was changed in place (sc config binPath=), which Windows does not log as an install.",
+		match: func(s *subject, c *batch) bool {
+			return !s.versionBump && changed(inventory.ChangeImagePath)(s, c)
+		}},
+	{ID: "image-path-version-update", Severity: sevLow, Kinds: kinds(inventory.KindModified),
+		Why:   "The service's program moved to a new version folder of the same product, as self-updating software does.",
+		match: func(s *subject, _ *batch) bool { return s.versionBump }},
 	{ID: "service-dll-changed", Severity: sevHigh, Kinds: kinds(inventory.KindModified),
 		Why:   "The ServiceDll of a shared-process service was replaced, a quiet way to run code inside a trusted svchost.",
 		match: changed(inventory.ChangeServiceDLL)},

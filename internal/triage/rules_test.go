@@ -87,6 +87,22 @@ func TestRules(t *testing.T) {
 			inventory.SeverityLow, []string{"service-installed"}, []string{"system-folder-drop", "unquoted-path", "user-account", "context-dc"}},
 		{"silent service", install("WinSvcUpdHelper", `"C:\Program Files\Contoso\helper.exe"`, silent), inventory.SeverityMedium, []string{"service-silent"}, []string{"service-installed"}},
 		{"binpath hijack to a user folder", modified(spooler, hijacked, inventory.ChangeImagePath), inventory.SeverityHigh, []string{"image-path-changed", "user-writable-path"}, nil},
+		{"Edge updated itself", modified(
+			inventory.Service{Name: "MicrosoftEdgeElevationService", ImagePath: `"C:\Program Files (x86)\Microsoft\Edge\Application\118.0.2088.46\elevation_service.exe"`},
+			inventory.Service{Name: "MicrosoftEdgeElevationService", ImagePath: `"C:\Program Files (x86)\Microsoft\Edge\Application\119.0.2151.44\elevation_service.exe"`},
+			inventory.ChangeImagePath), inventory.SeverityLow, []string{"image-path-version-update"}, []string{"image-path-changed"}},
+		{"Defender platform update", modified(
+			inventory.Service{Name: "WinDefend", ImagePath: `"C:\ProgramData\Microsoft\Windows Defender\Platform\4.18.23100.2009-0\MsMpEng.exe"`},
+			inventory.Service{Name: "WinDefend", ImagePath: `"C:\ProgramData\Microsoft\Windows Defender\Platform\4.18.23110.3-0\MsMpEng.exe"`},
+			inventory.ChangeImagePath), inventory.SeverityLow, []string{"image-path-version-update"}, []string{"image-path-changed", "programdata-path"}},
+		{"a version-looking folder outside the program trees is a change", modified(
+			inventory.Service{Name: "agent", ImagePath: `C:\Users\bob\1.0\agent.exe`},
+			inventory.Service{Name: "agent", ImagePath: `C:\Users\bob\2.0\agent.exe`},
+			inventory.ChangeImagePath), inventory.SeverityHigh, []string{"image-path-changed", "user-writable-path"}, []string{"image-path-version-update"}},
+		{"a different program in a version folder is a change", modified(
+			inventory.Service{Name: "agent", ImagePath: `C:\Program Files\A\1.0\agent.exe`},
+			inventory.Service{Name: "agent", ImagePath: `C:\Program Files\A\2.0\cmd.exe`},
+			inventory.ChangeImagePath), inventory.SeverityHigh, []string{"image-path-changed", "not-a-service-program"}, []string{"image-path-version-update"}},
 		{"ServiceDll swapped", modified(wuau, wuauDLL, inventory.ChangeServiceDLL), inventory.SeverityHigh, []string{"service-dll-changed", "programdata-path"}, nil},
 		{"account changed", modified(wuau, wuauAcct, inventory.ChangeAccount), inventory.SeverityMedium, []string{"account-changed", "user-account"}, nil},
 		{"routine start-mode toggle", modified(bits, bitsDemand, inventory.ChangeStartMode), inventory.SeverityInfo, []string{"start-mode-changed"}, []string{"defense-service-disabled"}},

@@ -1,6 +1,8 @@
 package triage
 
 import (
+	"regexp"
+	"slices"
 	"strings"
 
 	"github.com/svcwatch/svcwatch/internal/inventory"
@@ -29,9 +31,12 @@ type subject struct {
 
 	installerSID string
 	// content is true when the service's definition is new to us (installed,
-	// ephemeral, silent) or its program, DLL or account changed: only then do
+	// ephemeral, silent) or its program, DLL or account changed (other than a
+	// product updating itself into a new version folder): only then do
 	// heuristics about what it runs apply.
 	content bool
+	// versionBump: the image path changed only in version-numbered folders.
+	versionBump bool
 }
 
 func newSubject(f *inventory.Finding) *subject {
@@ -81,8 +86,40 @@ func newSubject(f *inventory.Finding) *subject {
 				s.content = true
 			}
 		}
+		if f.Previous != nil && f.Service != nil && slices.Contains(f.Changed, inventory.ChangeImagePath) &&
+			!slices.Contains(f.Changed, inventory.ChangeServiceDLL) && !slices.Contains(f.Changed, inventory.ChangeAccount) &&
+			versionBump(f.Previous.ImagePath, f.Service.ImagePath) {
+			s.versionBump, s.content = true, false
+		}
 	}
 	return s
+}
+
+var versionSegment = regexp.MustCompile(`^[a-z]*[0-9][0-9a-z._-]*$`)
+
+// versionBump reports whether two image paths differ only in folders named
+// like versions (…\Application\118.0.2088.46\x.exe → …\119.0.1\x.exe) inside
+// the Windows, Program Files or ProgramData trees, with the same arguments:
+// a product updating itself.
+func versionBump(old, cur string) bool {
+	oe, oa := inventory.NormalizeImagePath(old)
+	ce, ca := inventory.NormalizeImagePath(cur)
+	if oe == ce || !strings.EqualFold(strings.Join(strings.Fields(oa), " "), strings.Join(strings.Fields(ca), " ")) {
+		return false
+	}
+	if !(inSystemTrees(ce) || under(ce, `c:\programdata\`)) {
+		return false
+	}
+	ol, cs := strings.Split(oe, `\`), strings.Split(ce, `\`)
+	if len(ol) != len(cs) || ol[len(ol)-1] != cs[len(cs)-1] {
+		return false
+	}
+	for i := range ol {
+		if ol[i] != cs[i] && !(versionSegment.MatchString(ol[i]) && versionSegment.MatchString(cs[i])) {
+			return false
+		}
+	}
+	return true
 }
 
 func appendName(names []string, n string) []string {
