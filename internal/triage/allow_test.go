@@ -195,3 +195,27 @@ func TestOptionsFromConfig(t *testing.T) {
 		t.Error("default_allow: false ignored")
 	}
 }
+
+// TestApplyConcurrent: one Triager serves the poller's worker pool.
+func TestApplyConcurrent(t *testing.T) {
+	tr, err := New(Options{DefaultAllow: true, Allow: []config.Allow{{Name: "Zabbix*", Reason: "agent", Expires: "2026-01-01"}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan struct{})
+	for i := 0; i < 8; i++ {
+		go func() {
+			defer func() { done <- struct{}{} }()
+			for j := 0; j < 50; j++ {
+				out := tr.Apply(t0, []inventory.Finding{install("Zabbix Agent 2", `C:\Users\Public\z.exe`), install("PSEXESVC", `%SystemRoot%\PSEXESVC.exe`, onDC)})
+				if len(out) != 3 || out[1].Severity != inventory.SeverityCritical {
+					t.Errorf("concurrent Apply: %d findings", len(out))
+					return
+				}
+			}
+		}()
+	}
+	for i := 0; i < 8; i++ {
+		<-done
+	}
+}

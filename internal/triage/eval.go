@@ -158,16 +158,16 @@ type TypeResult struct {
 
 // Summary is the outcome of Eval.
 type Summary struct {
-	Records       int
-	Skipped       int // events that are not installs, clears or start-type changes
-	Types         []TypeResult
-	TypesFlagged  int // malicious attack types with at least one record flagged
-	Malicious     int
-	MalFlagged    int
-	Benign        int
-	BenignFlagged int
-	Unknown       int
-	UnkFlagged    int
+	Records          int
+	Skipped          int // events that are not installs, clears or start-type changes
+	Types            []TypeResult
+	TypesFlagged     int // malicious attack types with at least one record flagged
+	Malicious        int
+	MaliciousFlagged int
+	Benign           int
+	BenignFlagged    int
+	Unknown          int
+	UnknownFlagged   int
 	// Unexplained counts flagged records without an explanation (must be 0).
 	Unexplained int
 }
@@ -224,7 +224,7 @@ func Eval(r io.Reader, w io.Writer) (Summary, error) {
 			}
 			tr.Total++
 			if flagged {
-				sum.MalFlagged++
+				sum.MaliciousFlagged++
 				tr.Flagged++
 			}
 		case "benign":
@@ -236,7 +236,7 @@ func Eval(r io.Reader, w io.Writer) (Summary, error) {
 		default:
 			sum.Unknown++
 			if flagged {
-				sum.UnkFlagged++
+				sum.UnknownFlagged++
 			}
 		}
 	}
@@ -260,7 +260,7 @@ func Eval(r io.Reader, w io.Writer) (Summary, error) {
 		fmt.Fprintln(bw, l)
 	}
 	if sum.Unknown > 0 {
-		fmt.Fprintf(bw, "unknown-label records flagged: %d/%d\n", sum.UnkFlagged, sum.Unknown)
+		fmt.Fprintf(bw, "unknown-label records flagged: %d/%d\n", sum.UnknownFlagged, sum.Unknown)
 	}
 	if sum.Unexplained > 0 {
 		fmt.Fprintf(bw, "flagged records without an explanation: %d\n", sum.Unexplained)
