@@ -12,6 +12,7 @@ import (
 	"math/big"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -162,5 +163,35 @@ func TestCertificateAgainstLab(t *testing.T) {
 	}
 	if len(obs.Services) == 0 {
 		t.Fatal("no inventory")
+	}
+}
+
+func TestKerberosPrincipal(t *testing.T) {
+	krb5 := filepath.Join(t.TempDir(), "krb5.conf")
+	if err := os.WriteFile(krb5, []byte("[libdefaults]\n default_realm = LAB.EXAMPLE\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct{ user, realm, wantUser, wantRealm string }{
+		{"svcwatch", "", "svcwatch", "LAB.EXAMPLE"},
+		{`LAB\svcwatch`, "", "svcwatch", "LAB.EXAMPLE"},
+		{"svcwatch@corp.example", "", "svcwatch", "CORP.EXAMPLE"},
+		{"svcwatch@corp.example", "other.example", "svcwatch", "OTHER.EXAMPLE"},
+	}
+	for _, tt := range tests {
+		ka, err := newKerberosAuth(config.WinRM{Username: tt.user, Realm: tt.realm, KRB5Conf: krb5}, "pw")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := ka.cl.Credentials.UserName(); got != tt.wantUser || ka.cl.Credentials.Realm() != tt.wantRealm {
+			t.Errorf("%q: principal %s@%s, want %s@%s", tt.user, got, ka.cl.Credentials.Realm(), tt.wantUser, tt.wantRealm)
+		}
+	}
+	for _, bad := range []config.WinRM{{Username: "u"}, {Username: "u", KRB5Conf: krb5, KeytabFile: "/nonexistent"}, {KRB5Conf: krb5}} {
+		if _, err := newKerberosAuth(bad, "pw"); err == nil {
+			t.Errorf("%+v accepted", bad)
+		}
+	}
+	if _, err := newKerberosAuth(config.WinRM{Username: "u", KRB5Conf: krb5}, ""); err == nil || !strings.Contains(err.Error(), "keytab") {
+		t.Errorf("no password and no keytab: %v", err)
 	}
 }

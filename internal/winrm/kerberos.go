@@ -57,6 +57,9 @@ func newKerberosAuth(cfg config.WinRM, password string) (*kerberosAuth, error) {
 		return nil, fmt.Errorf("winrm.krb5_conf %s: %w", cfg.KRB5Conf, err)
 	}
 	user, realm := cfg.Username, cfg.Realm
+	if i := strings.IndexByte(user, '\\'); i >= 0 {
+		user = user[i+1:] // DOMAIN\user: the NetBIOS domain is not the realm
+	}
 	if i := strings.LastIndexByte(user, '@'); i >= 0 {
 		user, realm = user[:i], firstNonEmpty(realm, user[i+1:])
 	}
