@@ -229,6 +229,9 @@ func Eval(r io.Reader, w io.Writer) (Summary, error) {
 			}
 		case "benign":
 			sum.Benign++
+			if f.Severity >= inventory.SeverityHigh && !f.Suppressed {
+				sum.BenignHigh++
+			}
 			if flagged {
 				sum.BenignFlagged++
 				benignFlagged = append(benignFlagged, fmt.Sprintf("  %s %s: %s", f.Severity, recordName(f), hitIDs(f)))

@@ -75,6 +75,9 @@ func TestEvalServiceInstalls(t *testing.T) {
 	if sum.Benign != 170 || sum.BenignRate() > 5 {
 		t.Errorf("benign flagged %d/%d (%.1f%%), want at most 5%%", sum.BenignFlagged, sum.Benign, sum.BenignRate())
 	}
+	if sum.BenignHigh != 0 {
+		t.Errorf("%d benign records rated high or above", sum.BenignHigh)
+	}
 	if sum.Unexplained != 0 {
 		t.Errorf("%d flagged records carry no explanation", sum.Unexplained)
 	}
