@@ -166,6 +166,7 @@ type Summary struct {
 	MaliciousFlagged int
 	Benign           int
 	BenignFlagged    int
+	BenignHigh       int // benign records rated high or above, not allowlisted
 	Unknown          int
 	UnknownFlagged   int
 	// Unexplained counts flagged records without an explanation (must be 0).
