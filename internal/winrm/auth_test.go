@@ -118,6 +118,9 @@ func TestKerberosAgainstLab(t *testing.T) {
 	if err == nil || !(errorsIs(err, ErrAuth) && errorsIs(err, ErrAccessDenied)) {
 		t.Fatalf("wrong service key: got %v", err)
 	}
+	if len(ka2.cache) != 0 {
+		t.Errorf("a refused ticket stays cached: %v", ka2.cache)
+	}
 }
 
 func TestCertificateAgainstLab(t *testing.T) {

@@ -128,16 +128,22 @@ func (c *Collector) Collect(ctx context.Context, host inventory.Host, req invent
 
 func (c *Collector) collect(ctx context.Context, host string, req inventory.CollectRequest) (inventory.Observation, error) {
 	if err := checkHostName(host); err != nil {
-		return inventory.Observation{}, fmt.Errorf("host name: %w", err)
+		return inventory.Observation{}, fmt.Errorf("%w: host name: %v", ErrUnreachable, err)
 	}
 	r := collectRequest{Watermark: req.Watermark, Digest: req.Digest, Lookback: req.Lookback, MaxEvents: req.MaxEvents}
 	if r.MaxEvents <= 0 {
 		r.MaxEvents = c.cfg.MaxEvents
 	}
 	r.MaxEvents = min(r.MaxEvents, maxEventsLimit)
+	r.Lookback = min(max(r.Lookback, 0), maxLookback)
+	if r.Digest != "" && !isDigest(r.Digest) {
+		// A stored digest that is not one: ask for the full inventory.
+		c.logger.Warn("winrm: ignoring a malformed previous digest", "host", host)
+		r.Digest = ""
+	}
 	cmd, err := commandLine(r)
 	if err != nil {
-		return inventory.Observation{}, fmt.Errorf("request: %w", err)
+		return inventory.Observation{}, fmt.Errorf("request: %w: %v", ErrProtocol, err)
 	}
 	ctx, cancel := context.WithTimeout(ctx, c.cfg.Timeout)
 	defer cancel()

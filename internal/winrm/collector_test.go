@@ -457,3 +457,25 @@ func TestCollectUnreachable(t *testing.T) {
 		}
 	}
 }
+
+func TestCollectIgnoresMalformedStoredDigest(t *testing.T) {
+	f := newFakeHost(t)
+	var script string
+	f.stdout = func(cmd string) string {
+		script = decodeCommand(t, cmd)
+		return string(encode(t, validAnswerWith(42)))
+	}
+	c, err := New(startTLS(t, f), "s3cret", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	req := pollReq
+	req.Digest = "'; Remove-Item -Recurse C:\\ ; '"
+	if _, err := c.Collect(context.Background(), inventory.Host{Name: "dc01.corp.example"}, req); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.HasPrefix(script, "$W=41;$D='0';") || strings.Contains(script, "Remove-Item") {
+		t.Fatalf("script starts %q", script[:60])
+	}
+}

@@ -38,7 +38,8 @@ var (
 
 // errOperationTimeout is the WS-Management TimedOut fault: on Receive it only
 // means "no output yet, ask again".
-var errOperationTimeout = errors.New("operation timeout (no output yet)")
+// Outside Receive it is a timeout like any other.
+var errOperationTimeout = fmt.Errorf("%w: WS-Management OperationTimeout expired", ErrTimeout)
 
 // WS-Management and Win32 codes seen in faults.
 const (

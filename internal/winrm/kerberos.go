@@ -119,6 +119,13 @@ func (k *kerberosAuth) authorize(req *http.Request, host string) error {
 	return nil
 }
 
+// invalidate drops host's cached ticket after the host refused it.
+func (k *kerberosAuth) invalidate(host string) {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	delete(k.cache, "HTTP/"+strings.ToLower(host))
+}
+
 func firstNonEmpty(a, b string) string {
 	if a != "" {
 		return a

@@ -111,6 +111,9 @@ func (h *httpRoundTripper) roundTrip(ctx context.Context, host string, body []by
 		return 0, nil, classifyTransport(ctx, err)
 	}
 	defer resp.Body.Close()
+	if inv, ok := h.auth.(interface{ invalidate(host string) }); ok && resp.StatusCode == http.StatusUnauthorized {
+		inv.invalidate(host) // a rejected ticket is not reused
+	}
 	data, err := io.ReadAll(io.LimitReader(resp.Body, maxReplyBytes+1))
 	if err != nil {
 		return 0, nil, classifyTransport(ctx, err)
