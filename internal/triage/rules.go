@@ -179,6 +179,10 @@ var rules = []Rule{
 	{ID: "system-folder-drop", Severity: sevMedium,
 		Why:   "A plain program was dropped straight into the Windows or System32 folder and installed as a service by an account other than SYSTEM; Windows' own services come with Windows.",
 		match: systemFolderDrop},
+	{ID: "system-binary-masquerade", Severity: sevHigh,
+		Why:     "The program carries the name of a core Windows binary but lives outside System32, a masquerade to pass a glance at the process list.",
+		Follows: "System File Execution Location Anomaly",
+		match:   masquerade},
 	{ID: "unquoted-path", Severity: sevLow,
 		Why: "The image path has spaces and no quotes, so a writable parent folder can hijack it.",
 		match: func(s *subject, _ *batch) bool {
@@ -446,6 +450,24 @@ func systemFolderDrop(s *subject, _ *batch) bool {
 		return false
 	}
 	return strings.HasSuffix(s.base, ".exe") && !slices.Contains(inboxHosts, s.base) && !slices.Contains(interactivePrograms, s.base)
+}
+
+// coreBinaries exist only in System32 (and SysWOW64); a copy elsewhere is a disguise.
+var coreBinaries = []string{
+	"svchost.exe", "lsass.exe", "services.exe", "csrss.exe", "winlogon.exe", "smss.exe", "wininit.exe",
+	"spoolsv.exe", "lsm.exe", "taskhost.exe", "taskhostw.exe", "dllhost.exe", "conhost.exe", "rundll32.exe",
+	"searchindexer.exe", "wmiprvse.exe", "dwm.exe", "sihost.exe", "ctfmon.exe",
+}
+
+func masquerade(s *subject, _ *batch) bool {
+	if !slices.Contains(coreBinaries, s.base) || s.dir == "" {
+		return false
+	}
+	switch s.dir {
+	case `c:\windows\system32`, `c:\windows\syswow64`:
+		return false
+	}
+	return !strings.HasPrefix(s.dir, `c:\windows\winsxs\`)
 }
 
 var credDumpers = []string{

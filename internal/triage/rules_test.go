@@ -172,6 +172,8 @@ func TestRules(t *testing.T) {
 		{"plain binary dropped in System32 by a user", install("coreupdater", `C:\Windows\System32\coreupdater.exe`), inventory.SeverityMedium, []string{"system-folder-drop"}, nil},
 		{"System32 binary installed by SYSTEM (a role)", install("DNS Server", `%systemroot%\system32\dns.exe`, bySystem), inventory.SeverityLow, nil, []string{"system-folder-drop"}},
 		{"svchost service installed by a user", install("NewSvc", `%SystemRoot%\System32\svchost.exe -k netsvcs`), inventory.SeverityLow, nil, []string{"system-folder-drop"}},
+		{"svchost.exe outside System32", install("WinHelper", `C:\ProgramData\Microsoft\svchost.exe -k netsvcs`), inventory.SeverityHigh, []string{"system-binary-masquerade", "programdata-path"}, nil},
+		{"svchost.exe in System32 is not a masquerade", install("NewSvc2", `C:\Windows\System32\svchost.exe -k netsvcs`, bySystem), inventory.SeverityLow, nil, []string{"system-binary-masquerade"}},
 		{"unquoted path with spaces", install("agent", `C:\Program Files\Contoso Agent\agent.exe -svc`), inventory.SeverityLow, []string{"unquoted-path"}, nil},
 
 		// Who and what.
