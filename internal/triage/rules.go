@@ -208,6 +208,10 @@ var rules = []Rule{
 		Why:     "A remote-access tool was installed; attackers use them for hands-on access that blends in with IT support.",
 		Follows: "Remote Access Tool Services Have Been Installed - System; Anydesk Remote Access Software Service Installation; Mesh Agent Service Installation; TacticalRMM Service Installation; NetSupport Manager Service Install; Remote Utilities Host Service Install",
 		match:   func(s *subject, _ *batch) bool { return containsAnyWord(s.text(), remoteAccessTools) }},
+	{ID: "capture-or-tunnel-driver", Severity: sevLow,
+		Why:     "A packet-capture or tunnel driver was installed: sniffing or a covert network path on a sensitive host.",
+		Follows: "Windows Pcap Drivers; Tap Driver Installation",
+		match:   func(s *subject, _ *batch) bool { return containsAnyWord(s.text(), captureDrivers) }},
 	{ID: "base64-name", Severity: sevHigh,
 		Why:   "The service name is a long base64 string: tools smuggle payload chunks through service names and display names.",
 		match: func(s *subject, _ *batch) bool { return s.anyNameRaw(looksBase64) }},
@@ -494,6 +498,8 @@ func vulnerableDriver(s *subject, _ *batch) bool {
 	}
 	return s.anyName(func(n string) bool { return slices.Contains(vulnerableDriverNames, n) })
 }
+
+var captureDrivers = []string{"npcap", "npf.sys", "winpcap", "pcap", "tap0901", "tapwindows", "tap-windows", "wintun", "netfilter2", "windivert"}
 
 var remoteAccessTools = []string{
 	"anydesk", "teamviewer", "screenconnect", "connectwise", "atera", "splashtop", "rustdesk", "netsupport",

@@ -187,6 +187,8 @@ func TestRules(t *testing.T) {
 		{"AnyDesk", install("AnyDesk", `"C:\Program Files (x86)\AnyDesk\AnyDesk.exe" --service`, bySystem), inventory.SeverityMedium, []string{"remote-access-tool"}, nil},
 		{"ScreenConnect", install("ScreenConnect Client (3f2a)", `"C:\Program Files (x86)\ScreenConnect Client (3f2a)\ScreenConnect.ClientService.exe" "?e=Access&y=Guest"`), inventory.SeverityMedium, []string{"remote-access-tool"}, nil},
 		{"not a remote-access tool: 'atera' inside a word", install("Lateral Tools", `"C:\Program Files\Lateral\lat.exe"`, bySystem), inventory.SeverityLow, nil, []string{"remote-access-tool"}},
+		{"Npcap driver", install("Npcap Packet Driver (NPCAP)", `\SystemRoot\system32\DRIVERS\npcap.sys`, driver), inventory.SeverityLow, []string{"capture-or-tunnel-driver"}, nil},
+		{"Npcap driver on a DC", install("Npcap Packet Driver (NPCAP)", `\SystemRoot\system32\DRIVERS\npcap.sys`, driver, onDC), inventory.SeverityMedium, []string{"capture-or-tunnel-driver", "context-dc"}, nil},
 		{"base64 name", install("IyMjIyMjIyMjIyMjIyMjIyMjIyMjIyMjIyMjIyMjIyMjIyMjIw0KIyBUaGlzIFBvd2Vyc2", `c:\windows\system32\cmd.exe /c powershell -command "Get-Service "seg1" | select -Expand DisplayName |out-file -append tmp_payload.txt"`),
 			inventory.SeverityHigh, []string{"base64-name", "cmd-echo-redirect", "powershell-service"}, nil},
 		{"random mixed-case name", install("UWdKhYTIQWWJxHfx", `"C:\Program Files\X\x.exe"`, bySystem), inventory.SeverityLow, []string{"random-name"}, nil},
