@@ -12,8 +12,8 @@ import (
 	"github.com/svcwatch/svcwatch/internal/inventory"
 )
 
-// Allowance is one compiled allowlist entry (from config or built in).
-type Allowance struct {
+// allowance is one compiled allowlist entry (from config or built in).
+type allowance struct {
 	Label   string // "allow[3]" or "default:defender-mpksl"
 	Index   int    // position in config.Allow; -1 for built-in entries
 	Reason  string
@@ -56,15 +56,15 @@ const dateLayout = "2006-01-02"
 
 // compileAllow validates and compiles config entries; every error names the
 // entry's index and field.
-func compileAllow(entries []config.Allow) ([]*Allowance, error) {
+func compileAllow(entries []config.Allow) ([]*allowance, error) {
 	var errs []error
-	out := make([]*Allowance, 0, len(entries))
+	out := make([]*allowance, 0, len(entries))
 	for i, e := range entries {
 		label := fmt.Sprintf("allow[%d]", i)
 		bad := func(field, format string, args ...any) {
 			errs = append(errs, fmt.Errorf("triage: %s.%s: %s", label, field, fmt.Sprintf(format, args...)))
 		}
-		a := &Allowance{Label: label, Index: i, Reason: e.Reason, Owner: e.Owner, Expires: e.Expires}
+		a := &allowance{Label: label, Index: i, Reason: e.Reason, Owner: e.Owner, Expires: e.Expires}
 		var err error
 		if a.name, err = compileGlob(e.Name); err != nil {
 			bad("name", "%v", err)
@@ -186,7 +186,7 @@ func normalizeGlob(p string) string {
 
 // builtinAllow is the default allowlist of known benign noise
 // (config default_allow: false turns it off).
-func builtinAllow() []*Allowance {
+func builtinAllow() []*allowance {
 	mustGlob := func(g string) *regexp.Regexp {
 		re, err := compileGlob(g)
 		if err != nil {
@@ -194,7 +194,7 @@ func builtinAllow() []*Allowance {
 		}
 		return re
 	}
-	return []*Allowance{
+	return []*allowance{
 		{
 			Label: "default:defender-mpksl", Index: -1, Owner: "svcwatch defaults",
 			Reason: "Microsoft Defender definition-update driver (MpKslDrv), reinstalled under a new random MpKsl name with each engine update",
@@ -217,7 +217,7 @@ func builtinAllow() []*Allowance {
 }
 
 // matches reports whether the entry covers the finding (expiry aside).
-func (a *Allowance) matches(s *subject) bool {
+func (a *allowance) matches(s *subject) bool {
 	if !slices.Contains(a.kinds, s.kind) {
 		return false
 	}
@@ -239,7 +239,7 @@ func (a *Allowance) matches(s *subject) bool {
 	return true
 }
 
-func (a *Allowance) matchPath(s *subject) bool {
+func (a *allowance) matchPath(s *subject) bool {
 	cands := []string{s.exe, s.cmdline}
 	if a.pathIsRegex {
 		cands = append(cands, s.raw)
@@ -255,7 +255,7 @@ func (a *Allowance) matchPath(s *subject) bool {
 	return false
 }
 
-func (a *Allowance) inScope(h inventory.Host) bool {
+func (a *allowance) inScope(h inventory.Host) bool {
 	if len(a.hosts) == 0 && len(a.groups) == 0 {
 		return true
 	}
@@ -275,11 +275,11 @@ func (a *Allowance) inScope(h inventory.Host) bool {
 	return false
 }
 
-func (a *Allowance) expired(now time.Time) bool {
+func (a *allowance) expired(now time.Time) bool {
 	return !a.until.IsZero() && !now.Before(a.until)
 }
 
-func (a *Allowance) describe() string {
+func (a *allowance) describe() string {
 	var parts []string
 	if a.Reason != "" {
 		parts = append(parts, a.Reason)

@@ -31,7 +31,7 @@ func OptionsFromConfig(c *config.Config) Options {
 
 // Triager applies the heuristics table and the allowlist.
 type Triager struct {
-	allow []*Allowance // operator entries first, then the built-in ones
+	allow []*allowance // operator entries first, then the built-in ones
 }
 
 // New validates the allowlist and returns a Triager. Errors name the entry
@@ -100,13 +100,13 @@ func (t *Triager) Apply(now time.Time, fs []inventory.Finding) []inventory.Findi
 	b := newBatch(fs)
 	out := make([]inventory.Finding, 0, len(fs))
 	var expiredOut []inventory.Finding
-	reported := map[*Allowance]bool{}
+	reported := map[*allowance]bool{}
 	for i := range fs {
 		f := fs[i]
 		s := newSubject(&f)
 		f.Severity, f.Hits = rate(s, b)
 		f.Suppressed, f.SuppressedBy = false, ""
-		var lapsed *Allowance
+		var lapsed *allowance
 		for _, a := range t.allow {
 			if !a.matches(s) {
 				continue
@@ -133,7 +133,7 @@ func (t *Triager) Apply(now time.Time, fs []inventory.Finding) []inventory.Findi
 	return append(out, expiredOut...)
 }
 
-func expiryFinding(a *Allowance, matched inventory.Finding, b *batch) inventory.Finding {
+func expiryFinding(a *allowance, matched inventory.Finding, b *batch) inventory.Finding {
 	what := string(matched.Kind)
 	if matched.Service != nil {
 		what += " " + matched.Service.Name
