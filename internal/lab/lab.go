@@ -350,6 +350,9 @@ func (l *Lab) Close() error {
 			l.stop()
 		}
 		var errs []error
+		if l.ws != nil {
+			l.ws.Close() // end running commands first so that waiting Receives answer
+		}
 		for _, s := range []*http.Server{l.https, l.http} {
 			if s != nil {
 				ctx, cancel := context.WithTimeout(context.Background(), serverShutdownMax)
@@ -358,9 +361,6 @@ func (l *Lab) Close() error {
 				}
 				cancel()
 			}
-		}
-		if l.ws != nil {
-			l.ws.Close()
 		}
 		if l.ldap != nil {
 			errs = append(errs, l.ldap.Close())

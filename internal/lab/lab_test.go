@@ -323,3 +323,34 @@ func TestServe(t *testing.T) {
 		t.Fatal("serve did not stop")
 	}
 }
+
+func TestCloseEndsSlowPolls(t *testing.T) {
+	l := startLab(t, Options{})
+	cfg := l.Config()
+	cfg.WinRM.Timeout = time.Minute
+	c, err := winrm.New(cfg.WinRM, l.Password(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	l.Host("dc01").SetFault(winhost.FaultSlow) // two minutes by default
+	errc := make(chan error, 1)
+	go func() {
+		_, err := c.Collect(context.Background(), inventory.Host{Name: "dc01.lab.example"}, inventory.CollectRequest{MaxEvents: 10})
+		errc <- err
+	}()
+	time.Sleep(300 * time.Millisecond)
+	start := time.Now()
+	l.Close()
+	if d := time.Since(start); d > 3*time.Second {
+		t.Errorf("Close took %v with a slow poll in flight", d)
+	}
+	select {
+	case err := <-errc:
+		if err == nil {
+			t.Error("a poll cut by Close succeeded")
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("the poll did not end after Close")
+	}
+}

@@ -66,6 +66,9 @@ var (
 	faultActionNotSupported = Fault{Code: "s:Sender", Subcode: "a:ActionNotSupported", WSManCode: CodeActionNotSupported, Addressing: true,
 		Reason:  "The WS-Management service does not support the action specified in the request. ",
 		Message: "The WS-Management service does not support the action specified in the request. "}
+	// faultShuttingDown is what a stopping WinRM service answers (the lab is closing).
+	faultShuttingDown = Fault{Code: "s:Receiver", Subcode: "w:InternalError", WSManCode: 2147943515, // 0x8007045B ERROR_SHUTDOWN_IN_PROGRESS
+		Reason: "A system shutdown is in progress. ", Message: "A system shutdown is in progress. "}
 	faultSchema = Fault{Code: "s:Sender", Subcode: "w:SchemaValidationError", WSManCode: CodeSchemaValidation,
 		Reason:  "The SOAP XML in the message does not match the corresponding XML schema definition. Change the XML and retry. ",
 		Message: "The Windows Remote Shell cannot process the request; the SOAP packet contains an element that is not recognized. "}

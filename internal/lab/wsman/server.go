@@ -97,6 +97,7 @@ type Server struct {
 	wg     sync.WaitGroup
 
 	mu     sync.Mutex
+	closed bool
 	shells map[string]*shell
 	stats  map[string]*Stats
 }
@@ -122,8 +123,12 @@ func basicUser(r *http.Request) string {
 	return "anonymous"
 }
 
-// Close terminates every running command and waits for them.
+// Close terminates every running command and waits for them; Receives
+// waiting on them answer at once. Later Commands are refused.
 func (s *Server) Close() {
+	s.mu.Lock()
+	s.closed = true
+	s.mu.Unlock()
 	s.cancel()
 	s.wg.Wait()
 }
@@ -404,7 +409,10 @@ func (s *Server) handle(r *http.Request, h *winhost.Host, name string, body []by
 		if len(utf16.Encode([]rune(line))) > maxCreateProcessCmdLine {
 			return fail(faultTooLong)
 		}
-		id := s.startCommand(sh, h, line)
+		id, ok := s.startCommand(sh, h, line)
+		if !ok {
+			return fail(faultShuttingDown)
+		}
 		s.count(name, func(st *Stats) { st.Commands++ })
 		return []byte(commandResponse(req.Header.MessageID, id)), http.StatusOK, false
 
@@ -532,13 +540,18 @@ func (s *Server) command(sh *shell, id string) *command {
 	return c
 }
 
-func (s *Server) startCommand(sh *shell, h *winhost.Host, line string) string {
+func (s *Server) startCommand(sh *shell, h *winhost.Host, line string) (string, bool) {
 	ctx, cancel := context.WithCancel(s.ctx)
-	c := newCommand(newID(), cancel, max(defaultOutputBufferLimit, 0))
+	c := newCommand(newID(), cancel, defaultOutputBufferLimit)
 	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		cancel()
+		return "", false
+	}
 	sh.commands[c.id] = c
-	s.mu.Unlock()
 	s.wg.Add(1)
+	s.mu.Unlock()
 	go func() {
 		defer s.wg.Done()
 		defer cancel()
@@ -548,7 +561,7 @@ func (s *Server) startCommand(sh *shell, h *winhost.Host, line string) string {
 		}
 		c.finish(exit)
 	}()
-	return c.id
+	return c.id, true
 }
 
 // signal terminates (or ctrl_c's) a command; Windows accepts a signal for a
