@@ -81,16 +81,23 @@ func (d *Dispatcher) Drain(ctx context.Context) (sent int, err error) {
 		return 0, errors.New("notify: Dispatcher needs an Outbox and a Notifier")
 	}
 	blocked := map[string]error{} // host → the rejection its queue waits behind
+	limit := d.pageSize()
 	for {
-		page, err := d.Outbox.Pending(ctx, d.pageSize())
+		page, err := d.Outbox.Pending(ctx, limit)
 		if err != nil {
 			return sent, fmt.Errorf("notify: read the outbox: %w", err)
 		}
 		if len(page) == 0 {
 			break
 		}
+		full := len(page) == limit
+		if full && page[0].Batch == page[len(page)-1].Batch && limit < maxPage {
+			limit *= 2 // one batch fills the page: read on so its digest stays whole
+			continue
+		}
+		limit = d.pageSize()
 		progress := false
-		for _, u := range d.plan(page, len(page) == d.pageSize()) {
+		for _, u := range d.plan(page, full) {
 			if blocked[u.host] != nil {
 				continue
 			}
@@ -336,11 +343,23 @@ func (d *Dispatcher) sleep(ctx context.Context, dur time.Duration) error {
 	}
 }
 
-func (d *Dispatcher) maxAttempts() int          { return orDefault(d.MaxAttempts, 8) }
-func (d *Dispatcher) pageSize() int             { return orDefault(d.PageSize, 500) }
-func (d *Dispatcher) minBackoff() time.Duration { return orDefault(d.MinBackoff, time.Second) }
-func (d *Dispatcher) maxBackoff() time.Duration { return orDefault(d.MaxBackoff, time.Minute) }
-func (d *Dispatcher) minWait() time.Duration    { return orDefault(d.MinWait, time.Second) }
+// maxPage bounds how far Drain reads to keep one batch in one digest.
+const maxPage = 1 << 16
+
+// Dispatcher defaults.
+const (
+	DefaultMaxAttempts = 8
+	DefaultPageSize    = 500
+	DefaultMinBackoff  = time.Second
+	DefaultMaxBackoff  = time.Minute
+	DefaultMinWait     = time.Second
+)
+
+func (d *Dispatcher) maxAttempts() int          { return orDefault(d.MaxAttempts, DefaultMaxAttempts) }
+func (d *Dispatcher) pageSize() int             { return orDefault(d.PageSize, DefaultPageSize) }
+func (d *Dispatcher) minBackoff() time.Duration { return orDefault(d.MinBackoff, DefaultMinBackoff) }
+func (d *Dispatcher) maxBackoff() time.Duration { return orDefault(d.MaxBackoff, DefaultMaxBackoff) }
+func (d *Dispatcher) minWait() time.Duration    { return orDefault(d.MinWait, DefaultMinWait) }
 
 func orDefault[T int | time.Duration](v, def T) T {
 	if v > 0 {

@@ -91,14 +91,14 @@ func excerpt(s string, i int) string {
 }
 
 // Readable renders the message for a terminal: the header, texts and fields
-// one per line, entities decoded, code fences dropped, and
+// one per line, entities decoded, code fences of mrkdwn dropped, and
 // control characters removed so a hostile message cannot drive the terminal.
 func (m Message) Readable() string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "── %s · %s #%d ──\n", m.Channel, m.Via, m.Seq)
 	var blocks []block
 	if len(m.Blocks) == 0 || json.Unmarshal(m.Blocks, &blocks) != nil {
-		b.WriteString(terminalSafe(m.Text))
+		b.WriteString(terminalSafe(m.Text, true))
 		b.WriteString("\n")
 		return b.String()
 	}
@@ -106,7 +106,7 @@ func (m Message) Readable() string {
 		if t.Type == "text" {
 			continue // the fallback repeats what the blocks say
 		}
-		text := terminalSafe(t.Text)
+		text := terminalSafe(t.Text, t.Type == "mrkdwn")
 		switch {
 		case t.Block == "header":
 			b.WriteString("▌ " + text + "\n")
@@ -121,8 +121,10 @@ func (m Message) Readable() string {
 
 var entities = strings.NewReplacer("&lt;", "<", "&gt;", ">", "&amp;", "&")
 
-func terminalSafe(s string) string {
-	s = strings.ReplaceAll(s, "```", "")
+func terminalSafe(s string, mrkdwn bool) string {
+	if mrkdwn {
+		s = strings.ReplaceAll(s, "```", "")
+	}
 	s = entities.Replace(strings.ToValidUTF8(s, "\uFFFD"))
 	return strings.Map(func(r rune) rune {
 		if r == '\n' {
