@@ -113,10 +113,11 @@ func (d *Dispatcher) Drain(ctx context.Context) (sent int, err error) {
 			case err == nil:
 				if err := d.Outbox.Delivered(ctx, u.seqs...); err != nil {
 					// Slack has it; the next Drain will send it again.
-					return sent, fmt.Errorf("notify: Slack accepted %d finding(s) for %s but the outbox could not record it (they will be sent again): %w", len(u.findings), u.host, err)
+					return sent, fmt.Errorf("notify: Slack accepted %d finding(s) for %q but the outbox could not record it (they will be sent again): %w", len(u.findings), u.host, err)
 				}
 				sent += len(u.findings)
 				progress = true
+				d.logger().Debug("delivered to slack", "host", u.host, "findings", len(u.findings), "digest", u.digest)
 			case errors.Is(err, ErrRejected):
 				blocked[u.host] = err
 				d.logger().Error("slack rejected a message; later findings for this host wait behind it", "host", u.host, "err", err)
@@ -217,11 +218,11 @@ func (d *Dispatcher) deliver(ctx context.Context, u unit) error {
 		case classDestination:
 			return fmt.Errorf("%w: %s", ErrDestination, describe(err, d.Notifier.ChannelFor(topSeverity(u.findings))))
 		case classRejected:
-			return fmt.Errorf("%w for %s (finding %s, %d in this message): %v; svcwatch keeps it in the outbox: please report this as a bug",
+			return fmt.Errorf("%w for %q (finding %q, %d in this message): %v; svcwatch keeps it in the outbox: please report this as a bug",
 				ErrRejected, u.host, u.findings[0].ID, len(u.findings), err)
 		}
 		if attempt >= d.maxAttempts() {
-			return fmt.Errorf("%w: %d attempts for %s failed, last: %v; the findings stay in the outbox and are retried on the next run",
+			return fmt.Errorf("%w: %d attempts for %q failed, last: %v; the findings stay in the outbox and are retried on the next run",
 				ErrUnavailable, attempt, u.host, err)
 		}
 		if class == classTransient {

@@ -286,7 +286,7 @@ func TestDrainRejectedMessageBlocksOnlyItsHost(t *testing.T) {
 	s.Reject("invalid_blocks", 1)
 	d := &Dispatcher{Outbox: ob, Notifier: newNotifier(t, tokenConfig(s), s.Token()), Sleep: (&fakeSleep{}).Sleep}
 	sent, err := d.Drain(context.Background())
-	if !errors.Is(err, ErrRejected) || !strings.Contains(err.Error(), "dc01-000") || sent != 2 {
+	if !errors.Is(err, ErrRejected) || !strings.Contains(err.Error(), `"dc01-000"`) || sent != 2 {
 		t.Fatalf("Drain = %d, %v; want 2 sent and ErrRejected naming dc01-000", sent, err)
 	}
 	if got := sentIDs(s.Messages()); !slices.Equal(got, []string{"dc02-001", "dc02-003"}) {
@@ -384,5 +384,41 @@ func TestDrainWebhook(t *testing.T) {
 	}
 	if sent, err := d.Drain(context.Background()); err != nil || sent != 1 {
 		t.Fatalf("Drain = %d, %v", sent, err)
+	}
+}
+
+// crashingOutbox loses the process right after Slack accepted the n-th
+// message: Delivered fails, as if svcwatch was killed before recording it.
+type crashingOutbox struct {
+	*memOutbox
+	n, calls int
+}
+
+func (c *crashingOutbox) Delivered(ctx context.Context, seqs ...int64) error {
+	c.calls++
+	if c.calls == c.n {
+		return errors.New("killed")
+	}
+	return c.memOutbox.Delivered(ctx, seqs...)
+}
+
+func TestKilledBetweenAcceptAndMarkRepeatsOnlyTheInFlightMessage(t *testing.T) {
+	s := startSink(t)
+	ob := &memOutbox{}
+	for i := range 5 {
+		ob.commit(finding("dc01", i, inventory.SeverityHigh))
+	}
+	n := newNotifier(t, tokenConfig(s), s.Token())
+	first := &Dispatcher{Outbox: &crashingOutbox{memOutbox: ob, n: 3}, Notifier: n}
+	if sent, err := first.Drain(context.Background()); err == nil || sent != 2 {
+		t.Fatalf("first run = %d, %v; want 2 recorded and an error", sent, err)
+	}
+	restarted := &Dispatcher{Outbox: ob, Notifier: n}
+	if sent, err := restarted.Drain(context.Background()); err != nil || sent != 3 {
+		t.Fatalf("after restart = %d, %v; want 3", sent, err)
+	}
+	want := []string{"dc01-000", "dc01-001", "dc01-002", "dc01-002", "dc01-003", "dc01-004"}
+	if got := sentIDs(s.Messages()); !slices.Equal(got, want) {
+		t.Fatalf("delivered %v\nwant      %v (only the in-flight one twice)", got, want)
 	}
 }

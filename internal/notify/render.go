@@ -358,7 +358,11 @@ func codeSection(label, value string) slack.Block {
 func hitsSection(hits []inventory.Hit) slack.Block {
 	lines := make([]string, 0, len(hits))
 	for _, h := range hits {
-		line := "• " + safe(h.Why, maxHitLine, inPlain) + " (" + h.Severity.String() + ", " + safe(h.ID, 100, inPlain) + ")"
+		line := "• " + safe(h.Why, maxHitLine, inPlain) + " (" + h.Severity.String() + ", " + safe(h.ID, 100, inPlain)
+		if h.Follows != "" {
+			line += "; follows " + safe(h.Follows, 200, inPlain)
+		}
+		line += ")"
 		lines = append(lines, line)
 	}
 	return listSections("Why it was flagged:", lines, 1)[0]
