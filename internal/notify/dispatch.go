@@ -81,6 +81,7 @@ func (d *Dispatcher) Drain(ctx context.Context) (sent int, err error) {
 		return 0, errors.New("notify: Dispatcher needs an Outbox and a Notifier")
 	}
 	blocked := map[string]error{} // host → the rejection its queue waits behind
+	done := map[int64]bool{}      // marked delivered in this Drain
 	limit := d.pageSize()
 	for {
 		page, err := d.Outbox.Pending(ctx, limit)
@@ -89,6 +90,12 @@ func (d *Dispatcher) Drain(ctx context.Context) (sent int, err error) {
 		}
 		if len(page) == 0 {
 			break
+		}
+		for _, o := range page {
+			if done[o.Seq] {
+				// Sending again would duplicate alerts without end.
+				return sent, fmt.Errorf("notify: the outbox still lists entry %d after it was marked delivered; stopping so nothing is sent twice", o.Seq)
+			}
 		}
 		full := len(page) == limit
 		if full && page[0].Batch == page[len(page)-1].Batch && limit < maxPage {
@@ -105,6 +112,7 @@ func (d *Dispatcher) Drain(ctx context.Context) (sent int, err error) {
 				if err := d.Outbox.Delivered(ctx, u.seqs...); err != nil {
 					return sent, fmt.Errorf("notify: mark skipped findings in the outbox: %w", err)
 				}
+				markDone(done, u.seqs)
 				progress = true
 				continue
 			}
@@ -115,6 +123,7 @@ func (d *Dispatcher) Drain(ctx context.Context) (sent int, err error) {
 					// Slack has it; the next Drain will send it again.
 					return sent, fmt.Errorf("notify: Slack accepted %d finding(s) for %q but the outbox could not record it (they will be sent again): %w", len(u.findings), u.host, err)
 				}
+				markDone(done, u.seqs)
 				sent += len(u.findings)
 				progress = true
 				d.logger().Debug("delivered to slack", "host", u.host, "findings", len(u.findings), "digest", u.digest)
@@ -233,6 +242,12 @@ func (d *Dispatcher) deliver(ctx context.Context, u unit) error {
 		if err := d.sleep(ctx, wait); err != nil {
 			return fmt.Errorf("notify: delivery to Slack interrupted: %w", err)
 		}
+	}
+}
+
+func markDone(done map[int64]bool, seqs []int64) {
+	for _, s := range seqs {
+		done[s] = true
 	}
 }
 

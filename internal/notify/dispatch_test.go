@@ -422,3 +422,19 @@ func TestKilledBetweenAcceptAndMarkRepeatsOnlyTheInFlightMessage(t *testing.T) {
 		t.Fatalf("delivered %v\nwant      %v (only the in-flight one twice)", got, want)
 	}
 }
+
+// forgetfulOutbox never removes anything: a broken store.
+type forgetfulOutbox struct{ *memOutbox }
+
+func (forgetfulOutbox) Delivered(context.Context, ...int64) error { return nil }
+
+func TestDrainStopsWhenTheOutboxForgetsDeliveries(t *testing.T) {
+	s := startSink(t)
+	ob := &memOutbox{}
+	ob.commit(finding("dc01", 0, inventory.SeverityHigh))
+	d := &Dispatcher{Outbox: forgetfulOutbox{ob}, Notifier: newNotifier(t, tokenConfig(s), s.Token())}
+	sent, err := d.Drain(context.Background())
+	if err == nil || sent != 1 || len(s.Messages()) != 1 {
+		t.Fatalf("Drain = %d, %v, %d messages; want one message and an error", sent, err, len(s.Messages()))
+	}
+}

@@ -24,7 +24,7 @@ import (
 // Defaults for keys left empty in config.Slack.
 const (
 	DefaultTimeout    = 15 * time.Second
-	DefaultDigestOver = 10
+	DefaultDigestOver = 5 // as config's default
 )
 
 // route sends findings at or above min to channel.
