@@ -45,6 +45,7 @@ const (
 	defaultWinRMWait  = 20 * time.Second
 	defaultLookback   = time.Hour
 	serverShutdownMax = 5 * time.Second
+	firstComputerRID  = 2000 // seeded accounts use 500..1104
 )
 
 // Roles of computer objects (userAccountControl values AD writes).
@@ -114,14 +115,17 @@ type Lab struct {
 	hosts     map[string]*winhost.Host // by DNS name
 	order     []string
 	computers map[string]string // DNS name -> DN of the computer object in the directory
+	nextRID   int               // RIDs for computer objects, clear of the seeded accounts'
 
 	closeOnce sync.Once
 	closeErr  error
-	stop      func() bool
 }
 
-// Start runs a lab until Close (or until ctx is done).
+// Start runs a lab until Close. ctx bounds the start only.
 func Start(ctx context.Context, opts Options) (_ *Lab, err error) {
+	if err := ctx.Err(); err != nil {
+		return nil, fmt.Errorf("lab: %w", err)
+	}
 	opts = withDefaults(opts)
 	l := &Lab{
 		opts:    opts,
@@ -131,6 +135,7 @@ func Start(ctx context.Context, opts Options) (_ *Lab, err error) {
 		hosts:   map[string]*winhost.Host{},
 
 		computers: map[string]string{},
+		nextRID:   firstComputerRID,
 	}
 	defer func() {
 		if err != nil {
@@ -170,7 +175,6 @@ func Start(ctx context.Context, opts Options) (_ *Lab, err error) {
 	if l.slack, err = slacksink.Start(); err != nil {
 		return nil, fmt.Errorf("lab: slack sink: %w", err)
 	}
-	l.stop = context.AfterFunc(ctx, func() { l.Close() })
 	l.opts.Logger.Info("lab started", "domain", opts.Domain, "hosts", len(l.order),
 		"https", l.httpsAddr, "http", l.httpAddr, "ldaps", l.ldap.LDAPSURL(), "slack", l.slack.URL())
 	return l, nil
@@ -346,9 +350,6 @@ func (l *Lab) startWSMan() error {
 // Close stops every server and removes the lab's temp dir.
 func (l *Lab) Close() error {
 	l.closeOnce.Do(func() {
-		if l.stop != nil {
-			l.stop()
-		}
 		var errs []error
 		if l.ws != nil {
 			l.ws.Close() // end running commands first so that waiting Receives answer
@@ -412,7 +413,9 @@ func (l *Lab) AddComputer(c Computer) (*winhost.Host, error) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	dn := "CN=" + strings.ToUpper(short) + "," + parent + l.baseDN
+	l.nextRID++
 	if err := l.directory.Add(dn, map[string][]string{
+		"objectSid":          {fmt.Sprintf("%s-%d", l.directory.DomainSID(), l.nextRID)},
 		"objectClass":        {"computer"},
 		"sAMAccountName":     {strings.ToUpper(short) + "$"},
 		"dNSHostName":        {fqdn},

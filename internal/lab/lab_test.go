@@ -354,3 +354,20 @@ func TestCloseEndsSlowPolls(t *testing.T) {
 		t.Fatal("the poll did not end after Close")
 	}
 }
+
+func TestInstallerSIDResolves(t *testing.T) {
+	l := startLab(t, Options{})
+	cfg := l.Config()
+	s, err := cfg.ReadSecrets()
+	if err != nil {
+		t.Fatal(err)
+	}
+	d, err := directory.New(cfg.Directory, s.LDAPPassword, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	acct, err := d.ResolveSID(context.Background(), l.Host("dc01").InstallerSID())
+	if err != nil || acct.Name != `LAB\`+AttackerUser {
+		t.Errorf("installer %+v, %v; want LAB\\%s", acct, err, AttackerUser)
+	}
+}
