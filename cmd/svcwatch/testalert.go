@@ -1,0 +1,46 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"net/http"
+	"time"
+
+	"github.com/svcwatch/svcwatch/internal/notify"
+)
+
+func cmdTestAlert(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := newFlags("test-alert", stderr)
+	path := fs.String("config", "", "configuration file (YAML)")
+	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	cfg, err := loadConfig(*path)
+	if err != nil {
+		return err
+	}
+	secrets, err := cfg.ReadSecrets()
+	if err != nil {
+		return exitError{code: exitSetup, err: oneLine(err)}
+	}
+	secret := secrets.SlackToken
+	if secret == "" {
+		secret = secrets.SlackWebhookURL
+	}
+	timeout := cfg.Slack.Timeout
+	if timeout <= 0 {
+		timeout = 10 * time.Second
+	}
+	n, err := notify.New(cfg.Slack, secret, &http.Client{Timeout: timeout})
+	if err != nil {
+		return exitError{code: exitSetup, err: oneLine(err)}
+	}
+	for _, f := range notify.Samples() {
+		if err := n.Send(ctx, f); err != nil {
+			return exitError{code: exitFailed, err: fmt.Errorf("sample %s alert: %w", f.Severity, err)}
+		}
+		fmt.Fprintf(stdout, "sent sample %s alert (%s)\n", f.Severity, f.Kind)
+	}
+	return nil
+}
