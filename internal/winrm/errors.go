@@ -59,21 +59,22 @@ const (
 	remedyAuth   = "check winrm.username and the password, that the auth method is enabled on the host (winrm get winrm/config/service/auth), and that the account may use WinRM (Remote Management Users)"
 )
 
-// classifyFault turns a WS-Management fault into an error wrapping a sentinel.
+// classifyFault turns a WS-Management fault into an error wrapping a sentinel
+// and the *Fault (errors.As gives the code).
 func classifyFault(f *Fault) error {
 	switch {
 	case f.Code == codeAccessDenied || f.Code == codeAccessDeniedW32 || f.Subcode == "AccessDenied":
-		return fmt.Errorf("%w: %v; %s", ErrAccessDenied, f, remedyAccess)
+		return fmt.Errorf("%w: %w; %s", ErrAccessDenied, f, remedyAccess)
 	case f.Code == codeMaxShells || f.Code == codeMaxOperations || f.Subcode == "QuotaLimit":
-		return fmt.Errorf("%w: %v; %s", ErrQuota, f, remedyQuota)
+		return fmt.Errorf("%w: %w; %s", ErrQuota, f, remedyQuota)
 	case f.Code == codeTimedOut || f.Subcode == "TimedOut":
-		return fmt.Errorf("%w: %v", errOperationTimeout, f)
+		return fmt.Errorf("%w: %w", errOperationTimeout, f)
 	case f.Code == codeInvalidSelectors || f.Subcode == "InvalidSelectors":
-		return fmt.Errorf("%w: %v (the host dropped the shell: it may have been recycled or hit its idle timeout)", ErrShellNotFound, f)
+		return fmt.Errorf("%w: %w (the host dropped the shell: it may have been recycled or hit its idle timeout)", ErrShellNotFound, f)
 	case f.Code == codeFilenameTooLong:
-		return fmt.Errorf("%w: %v (the host's command-line limit is lower than expected)", ErrCommandTooLong, f)
+		return fmt.Errorf("%w: %w (the host's command-line limit is lower than expected)", ErrCommandTooLong, f)
 	}
-	return fmt.Errorf("%w: %v", ErrFault, f)
+	return fmt.Errorf("%w: %w", ErrFault, f)
 }
 
 // classifyTransport maps an HTTP client error to a sentinel.

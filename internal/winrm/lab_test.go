@@ -145,7 +145,10 @@ func TestCollectFromLabFaults(t *testing.T) {
 			}
 			addr, ca := labServer(t, true, bad, good)
 			cfg := config.WinRM{Scheme: "https", Auth: "ntlm", Username: `LAB\svcwatch`, CAFile: ca, TLSServerName: "example.com",
-				ConnectTo: addr, Timeout: 2 * time.Second, MaxOutputBytes: 1 << 20}
+				ConnectTo: addr, Timeout: 15 * time.Second, MaxOutputBytes: 1 << 20}
+			if kind == "slow" {
+				cfg.Timeout = 2 * time.Second // shorter than the lab's delay
+			}
 			c, err := New(cfg, "Lab-Passw0rd!", nil)
 			if err != nil {
 				t.Fatal(err)

@@ -98,8 +98,13 @@ func TestFaultsFromRealFiles(t *testing.T) {
 			if env.Fault.Code != tt.code || env.Fault.Subcode != tt.subcode {
 				t.Errorf("code %d subcode %q, want %d %q", env.Fault.Code, env.Fault.Subcode, tt.code, tt.subcode)
 			}
-			if err := classifyFault(env.Fault); !errors.Is(err, tt.want) {
+			err = classifyFault(env.Fault)
+			if !errors.Is(err, tt.want) {
 				t.Errorf("classified as %v, want %v", err, tt.want)
+			}
+			var f *Fault
+			if !errors.As(err, &f) || f.Code != tt.code {
+				t.Errorf("the *Fault is not in the chain: %v", err)
 			}
 		})
 	}
