@@ -4,8 +4,10 @@ import (
 	"bufio"
 	"bytes"
 	"encoding/json"
+	"encoding/xml"
 	"errors"
 	"fmt"
+	"os"
 	"path/filepath"
 	"sort"
 	"strconv"
@@ -323,4 +325,84 @@ func FuzzParseAnswer(f *testing.F) {
 		}
 		_ = fmt.Sprint(o)
 	})
+}
+
+// evtxEvent is the XML rendering of one real System-log record.
+type evtxEvent struct {
+	System struct {
+		EventID     int `xml:"EventID"`
+		TimeCreated struct {
+			SystemTime string `xml:"SystemTime,attr"`
+		} `xml:"TimeCreated"`
+		EventRecordID uint64 `xml:"EventRecordID"`
+		Security      struct {
+			UserID string `xml:"UserID,attr"`
+		} `xml:"Security"`
+	} `xml:"System"`
+	Data []struct {
+		Name  string `xml:"Name,attr"`
+		Value string `xml:",chardata"`
+	} `xml:"EventData>Data"`
+}
+
+// TestParseRealEvtxRecords renders the real 7045 records in
+// shared/wire/windows the way the collector does (properties by position,
+// the record's own SystemTime with 7 fractional digits) and checks the
+// names Windows gives those positions come out of Install().
+func TestParseRealEvtxRecords(t *testing.T) {
+	files, _ := filepath.Glob(filepath.Join(sharedDir(t), "wire", "windows", "event-7045", "*.record*.DERIVED-libevtx.xml"))
+	if len(files) < 4 {
+		t.Fatalf("found %d record files", len(files))
+	}
+	byLog := map[string][]evtxEvent{}
+	for _, f := range files {
+		raw, err := os.ReadFile(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var e evtxEvent
+		if err := xml.Unmarshal(raw, &e); err != nil {
+			t.Fatalf("%s: %v", f, err)
+		}
+		log := strings.SplitN(filepath.Base(f), ".", 2)[0]
+		byLog[log] = append(byLog[log], e)
+	}
+	for log, evs := range byLog {
+		sort.Slice(evs, func(i, j int) bool { return evs[i].System.EventRecordID < evs[j].System.EventRecordID })
+		var events []any
+		for _, e := range evs {
+			data := []any{}
+			for _, d := range e.Data {
+				data = append(data, d.Value)
+			}
+			events = append(events, map[string]any{"id": e.System.EventID, "rec": e.System.EventRecordID,
+				"time": e.System.TimeCreated.SystemTime, "sid": e.System.Security.UserID, "data": data})
+		}
+		a := validAnswer()
+		a["events"] = events
+		a["log"] = map[string]any{"oldest": 1, "newest": evs[len(evs)-1].System.EventRecordID, "retention": "circular"}
+		ans, err := parseAnswer(encode(t, a), collectRequest{Watermark: 1, MaxEvents: 10})
+		if err != nil {
+			t.Fatalf("%s: %v", log, err)
+		}
+		for i, ev := range ans.Observation.Events {
+			in, ok := ev.Install()
+			if !ok {
+				t.Fatalf("%s: event %d is not an install", log, i)
+			}
+			named := map[string]string{}
+			for _, d := range evs[i].Data {
+				named[d.Name] = d.Value
+			}
+			got := map[string]string{"ServiceName": in.ServiceName, "ImagePath": in.ImagePath, "ServiceType": in.ServiceType, "StartType": in.StartType, "AccountName": in.Account}
+			for k, v := range got {
+				if named[k] != v {
+					t.Errorf("%s record %d: %s = %q, Windows says %q", log, ev.RecordID, k, v, named[k])
+				}
+			}
+			if ev.Time.IsZero() || ev.Time.Nanosecond()%100 != 0 || !strings.HasPrefix(ev.SID, "S-1-5-21-") {
+				t.Errorf("%s record %d: time %v sid %q", log, ev.RecordID, ev.Time, ev.SID)
+			}
+		}
+	}
 }
