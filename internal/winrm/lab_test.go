@@ -210,3 +210,45 @@ func TestNTLMConnectionReuse(t *testing.T) {
 		})
 	}
 }
+
+// TestCollectConcurrentHosts polls several lab hosts at once through one
+// Collector, as the poller's workers do.
+func TestCollectConcurrentHosts(t *testing.T) {
+	var hosts []*winhost.Host
+	for _, n := range []string{"dc01", "dc02", "dc03", "srv01", "srv02"} {
+		hosts = append(hosts, winhost.New(n+".lab.example", winhost.Options{Small: true}))
+	}
+	for _, scheme := range []string{"https", "http"} {
+		t.Run(scheme, func(t *testing.T) {
+			addr, ca := labServer(t, scheme == "https", hosts...)
+			cfg := config.WinRM{Scheme: scheme, Auth: "ntlm", Username: `LAB\svcwatch`, CAFile: ca, TLSServerName: "example.com", ConnectTo: addr, Timeout: 20 * time.Second}
+			c, err := New(cfg, "Lab-Passw0rd!", nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer c.Close()
+			var wg sync.WaitGroup
+			errs := make(chan error, 2*len(hosts))
+			for round := 0; round < 2; round++ {
+				for _, h := range hosts {
+					wg.Add(1)
+					go func(name string) {
+						defer wg.Done()
+						obs, err := c.Collect(context.Background(), inventory.Host{Name: name}, inventory.CollectRequest{MaxEvents: 50})
+						if err == nil && obs.Host != name {
+							err = errors.New("observation for " + obs.Host + ", asked " + name)
+						}
+						errs <- err
+					}(h.Name())
+				}
+			}
+			wg.Wait()
+			close(errs)
+			for err := range errs {
+				if err != nil {
+					t.Error(err)
+				}
+			}
+		})
+	}
+}
