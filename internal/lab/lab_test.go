@@ -8,6 +8,7 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"testing"
 	"time"
@@ -369,5 +370,33 @@ func TestInstallerSIDResolves(t *testing.T) {
 	acct, err := d.ResolveSID(context.Background(), l.Host("dc01").InstallerSID())
 	if err != nil || acct.Name != `LAB\`+AttackerUser {
 		t.Errorf("installer %+v, %v; want LAB\\%s", acct, err, AttackerUser)
+	}
+}
+
+func TestCloseLeavesNoGoroutines(t *testing.T) {
+	before := runtime.NumGoroutine()
+	l, err := Start(context.Background(), Options{Small: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := l.Config()
+	c, err := winrm.New(cfg.WinRM, l.Password(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, name := range l.HostNames() {
+		if _, err := c.Collect(context.Background(), inventory.Host{Name: name}, inventory.CollectRequest{MaxEvents: 10}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	c.Close()
+	l.Close()
+	deadline := time.Now().Add(5 * time.Second)
+	for runtime.NumGoroutine() > before && time.Now().Before(deadline) {
+		time.Sleep(20 * time.Millisecond)
+	}
+	if n := runtime.NumGoroutine(); n > before {
+		buf := make([]byte, 1<<16)
+		t.Errorf("%d goroutines after Close, %d before:\n%s", n, before, buf[:runtime.Stack(buf, true)])
 	}
 }

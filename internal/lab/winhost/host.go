@@ -253,6 +253,17 @@ func (h *Host) AddNoise(n int) {
 	h.log.noise(uint64(max(n, 0)))
 }
 
+// ResetLog replaces the System log with a new, empty file, as when the
+// EventLog service is stopped and System.evtx deleted: record ids restart at
+// 1 and no 104 is written. A few ordinary records follow (the service start).
+func (h *Host) ResetLog() {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.log.oldest, h.log.newest = 1, 0
+	h.log.events = h.log.events[:0]
+	h.log.noise(5)
+}
+
 // SetLog changes the log's maximum size and retention mode.
 func (h *Host) SetLog(maxBytes int64, retention string) error {
 	switch retention {

@@ -173,6 +173,15 @@ func TestCollectorProtocol(t *testing.T) {
 				}
 			}},
 		}},
+		{"log file replaced: ids restart, the old watermark is above newest", []step{
+			{req: first},
+			{apply: ScenarioPsExec, req: next},
+			{apply: "reset-log", req: next, check: func(t *testing.T, a, prev answer) {
+				if a.Log.Oldest != 1 || a.Log.Newest >= prev.Log.Newest || len(a.Events) != 0 {
+					t.Errorf("after reset: log %+v, %d events", a.Log, len(a.Events))
+				}
+			}},
+		}},
 		{"at most N events, more set", []step{
 			{req: first},
 			{apply: ScenarioSmbExec},
@@ -202,7 +211,9 @@ func TestCollectorProtocol(t *testing.T) {
 			h, c := newTestHost(t, Options{Role: RoleDC, Small: true})
 			var prev answer
 			for i, s := range tt.steps {
-				if s.apply != "" {
+				if s.apply == "reset-log" {
+					h.ResetLog()
+				} else if s.apply != "" {
 					if err := h.Apply(s.apply); err != nil {
 						t.Fatal(err)
 					}

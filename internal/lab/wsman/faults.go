@@ -12,6 +12,7 @@ const (
 	CodeTimedOut            = 2150858793 // 0x80338029 OperationTimeout expired with no output
 	CodeInvalidSelectors    = 2150858843 // 0x8033805B unknown shell or command
 	CodeQuotaMaxShells      = 2150859173 // 0x803381A5 MaxShellsPerUser exceeded
+	CodeQuotaMaxOperations  = 2150859174 // 0x803381A6 MaxConcurrentOperationsPerUser exceeded
 	CodeAccessDenied        = 2147942405 // 0x80070005 E_ACCESSDENIED
 	CodeFilenameTooLong     = 2147942606 // 0x800700CE the command line exceeds CreateProcess' limit
 	CodeInvalidHeader       = 2150858767 // 0x8033800F invalid SOAP header (timeout)
@@ -58,6 +59,9 @@ var (
 	faultQuota = Fault{Code: "s:Sender", Subcode: "w:QuotaLimit", WSManCode: CodeQuotaMaxShells, WMIError: true,
 		Reason:  "The WS-Management service cannot process the request. The maximum number of concurrent shells for this user has been exceeded. Close existing shells or raise the quota for this user. ",
 		Message: "The WS-Management service cannot process the request. This user is allowed a maximum number of %d concurrent shells, which has been exceeded. Close existing shells or raise the quota for this user. "}
+	faultMaxOperations = Fault{Code: "s:Receiver", Subcode: "w:InternalError", WSManCode: CodeQuotaMaxOperations, WMIError: true,
+		Reason:  "The WS-Management service cannot process the request. This user is allowed a maximum number of %d concurrent operations, which has been exceeded. Close existing operations for this user, or raise the quota for this user. ",
+		Message: "The WS-Management service cannot process the request. This user is allowed a maximum number of %d concurrent operations, which has been exceeded. Close existing operations for this user, or raise the quota for this user. "}
 	faultAccessDenied = Fault{Code: "s:Receiver", Subcode: "w:InternalError", WSManCode: CodeAccessDenied,
 		Reason: "Access is denied. ", Message: "Access is denied. "}
 	faultTooLong = Fault{Code: "s:Receiver", Subcode: "w:InternalError", WSManCode: CodeFilenameTooLong, ReasonLang: "-",

@@ -39,6 +39,7 @@ const (
 	DefaultMaxEnvelopeSize   = 500 * 1024    // MaxEnvelopeSizekb 500: larger requests get HTTP 413
 	DefaultMaxShellsPerUser  = 30            // MaxShellsPerUser
 	DefaultIdleTimeout       = 2 * time.Hour // IdleTimeout PT7200S
+	DefaultMaxOperations     = 1500          // MaxConcurrentOperationsPerUser: a shell's commands count until it is deleted
 	DefaultOperationTimeout  = 60 * time.Second
 	clientEnvelopeSize       = 153600 // a client that sends no MaxEnvelopeSize
 	minClientEnvelopeSize    = 8192
@@ -58,6 +59,11 @@ func WithMaxEnvelopeSize(n int) Option { return func(s *Server) { s.maxEnvelope 
 
 // WithMaxShellsPerUser sets the per-user, per-host shell quota.
 func WithMaxShellsPerUser(n int) Option { return func(s *Server) { s.maxShells = n } }
+
+// WithMaxOperations sets how many commands one shell may run before Windows
+// answers the 2150859174 quota fault (a client that keeps one shell across
+// polls must recycle it before this).
+func WithMaxOperations(n int) Option { return func(s *Server) { s.maxOps = n } }
 
 // WithIdleTimeout sets how long an unused shell lives before Windows reclaims it.
 func WithIdleTimeout(d time.Duration) Option { return func(s *Server) { s.idleTimeout = d } }
@@ -88,6 +94,7 @@ type Server struct {
 	latency     time.Duration
 	maxEnvelope int
 	maxShells   int
+	maxOps      int
 	idleTimeout time.Duration
 	linger      time.Duration
 	user        func(*http.Request) string
@@ -106,7 +113,7 @@ type Server struct {
 func NewServer(hosts Resolver, opts ...Option) *Server {
 	ctx, cancel := context.WithCancel(context.Background())
 	s := &Server{
-		hosts: hosts, maxEnvelope: DefaultMaxEnvelopeSize, maxShells: DefaultMaxShellsPerUser,
+		hosts: hosts, maxEnvelope: DefaultMaxEnvelopeSize, maxShells: DefaultMaxShellsPerUser, maxOps: DefaultMaxOperations,
 		idleTimeout: DefaultIdleTimeout, linger: defaultLinger, user: basicUser,
 		ctx: ctx, cancel: cancel, shells: map[string]*shell{}, stats: map[string]*Stats{},
 	}
@@ -409,9 +416,14 @@ func (s *Server) handle(r *http.Request, h *winhost.Host, name string, body []by
 		if len(utf16.Encode([]rune(line))) > maxCreateProcessCmdLine {
 			return fail(faultTooLong)
 		}
-		id, ok := s.startCommand(sh, h, line)
-		if !ok {
+		id, status := s.startCommand(sh, h, line)
+		switch status {
+		case startClosed:
 			return fail(faultShuttingDown)
+		case startQuota:
+			f := faultMaxOperations
+			f.Reason, f.Message = fmt.Sprintf(f.Reason, s.maxOps), fmt.Sprintf(f.Message, s.maxOps)
+			return fail(f)
 		}
 		s.count(name, func(st *Stats) { st.Commands++ })
 		return []byte(commandResponse(req.Header.MessageID, id)), http.StatusOK, false
@@ -540,14 +552,25 @@ func (s *Server) command(sh *shell, id string) *command {
 	return c
 }
 
-func (s *Server) startCommand(sh *shell, h *winhost.Host, line string) (string, bool) {
+type startStatus int
+
+const (
+	startOK startStatus = iota
+	startClosed
+	startQuota
+)
+
+func (s *Server) startCommand(sh *shell, h *winhost.Host, line string) (string, startStatus) {
 	ctx, cancel := context.WithCancel(s.ctx)
 	c := newCommand(newID(), cancel, defaultOutputBufferLimit)
 	s.mu.Lock()
-	if s.closed {
+	if s.closed || len(sh.commands) >= s.maxOps {
 		s.mu.Unlock()
 		cancel()
-		return "", false
+		if s.closed {
+			return "", startClosed
+		}
+		return "", startQuota
 	}
 	sh.commands[c.id] = c
 	s.wg.Add(1)
@@ -561,7 +584,7 @@ func (s *Server) startCommand(sh *shell, h *winhost.Host, line string) (string, 
 		}
 		c.finish(exit)
 	}()
-	return c.id, true
+	return c.id, startOK
 }
 
 // signal terminates (or ctrl_c's) a command; Windows accepts a signal for a

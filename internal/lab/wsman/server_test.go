@@ -469,10 +469,18 @@ func TestResponsesMatchWindowsCaptures(t *testing.T) {
 	l.hosts[host].SetFault(winhost.FaultAccessDenied)
 	_, denied := l.post(t, host, winrm.NewOpenShellRequest(endpointURL, params).String())
 
+	// A shell that ran more commands than MaxConcurrentOperationsPerUser.
+	lops := newLab(t, false, WithMaxOperations(2))
+	opsShell, _ := lops.createShell(t, host)
+	lops.startCommand(t, host, opsShell, "hostname")
+	lops.startCommand(t, host, opsShell, "hostname")
+	_, maxOps := lops.post(t, host, winrm.NewExecuteCommandRequest(endpointURL, opsShell, "hostname", nil, params).String())
+
 	tests := []struct {
 		name, ours, capture string
 		values              bool // compare key values (Action, codes) as well
 	}{
+		{"fault max operations", maxOps, "fault-internalerror-wmierror-2150859174-max-operations.pywinrm-test_exceptions.xml", true},
 		{"create", createBody, "create-response.pypsrp-winrs_standard.xml", true},
 		{"command", commandBody, "command-response.pypsrp-winrs_standard.xml", true},
 		{"receive done", receiveDone, "receive-response-done-exitcode0.pypsrp-winrs_standard.xml", true},
