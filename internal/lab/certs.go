@@ -20,6 +20,8 @@ import (
 // ldaps://127.0.0.1 verify against the CA file.
 type authority struct {
 	caPEM []byte
+	ca    *x509.Certificate
+	caKey *ecdsa.PrivateKey
 	cert  tls.Certificate
 }
 
@@ -63,12 +65,47 @@ func newAuthority(domain string, now time.Time) (*authority, error) {
 	}
 	return &authority{
 		caPEM: pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: caDER}),
-		cert:  tls.Certificate{Certificate: [][]byte{der, caDER}, PrivateKey: key},
+		ca:    ca, caKey: caKey,
+		cert: tls.Certificate{Certificate: [][]byte{der, caDER}, PrivateKey: key},
 	}, nil
 }
 
+// serverTLS serves the lab certificate and accepts (does not require) a
+// client certificate issued by the lab CA, for winrm.auth certificate.
 func (a *authority) serverTLS() *tls.Config {
-	return &tls.Config{Certificates: []tls.Certificate{a.cert}, MinVersion: tls.VersionTLS12}
+	pool := x509.NewCertPool()
+	pool.AddCert(a.ca)
+	return &tls.Config{
+		Certificates: []tls.Certificate{a.cert}, MinVersion: tls.VersionTLS12,
+		ClientAuth: tls.VerifyClientCertIfGiven, ClientCAs: pool,
+	}
+}
+
+// clientCert issues a client-authentication certificate for user (its
+// subject CN), as PEM certificate and PEM PKCS#8 key.
+func (a *authority) clientCert(user string, now time.Time) (certPEM, keyPEM []byte, err error) {
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		return nil, nil, fmt.Errorf("lab: client key: %w", err)
+	}
+	tmpl := &x509.Certificate{
+		SerialNumber: serial(),
+		Subject:      pkix.Name{CommonName: user},
+		NotBefore:    now.Add(-time.Hour),
+		NotAfter:     now.Add(30 * 24 * time.Hour),
+		KeyUsage:     x509.KeyUsageDigitalSignature,
+		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth},
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, a.ca, &key.PublicKey, a.caKey)
+	if err != nil {
+		return nil, nil, fmt.Errorf("lab: client certificate: %w", err)
+	}
+	pk, err := x509.MarshalPKCS8PrivateKey(key)
+	if err != nil {
+		return nil, nil, fmt.Errorf("lab: client key: %w", err)
+	}
+	return pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}),
+		pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: pk}), nil
 }
 
 func serial() *big.Int {

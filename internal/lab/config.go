@@ -64,6 +64,11 @@ func (l *Lab) baseConfig() *config.Config {
 			APIURL:    l.slack.URL(),
 		},
 	}
+	if l.opts.Auth == "certificate" {
+		cfg.WinRM.Username, cfg.WinRM.PasswordFile = "", ""
+		cfg.WinRM.CertFile = filepath.Join(l.dir, clientCertName)
+		cfg.WinRM.KeyFile = filepath.Join(l.dir, clientKeyName)
+	}
 	if l.opts.Scheme == "http" {
 		cfg.WinRM.Port, cfg.WinRM.ConnectTo = 5985, l.httpAddr
 	} else {

@@ -70,7 +70,8 @@ type Options struct {
 	Small bool
 	// Scheme is what Config polls over: "https" (default) or "http" (NTLM sealing).
 	Scheme string
-	// Auth is Config's winrm.auth: "ntlm" (default) or "basic" (https only).
+	// Auth is Config's winrm.auth: "ntlm" (default), "basic" or "certificate"
+	// (both https only; the lab CA issues the client certificate).
 	Auth string
 	// Latency delays every WS-Management request (the benchmark uses 5 ms).
 	Latency time.Duration
@@ -231,6 +232,8 @@ const (
 	ldapPasswordName   = "ldap-password"
 	slackTokenFileName = "slack-token"
 	caFileName         = "ca.pem"
+	clientCertName     = "client.pem"
+	clientKeyName      = "client-key.pem"
 )
 
 func (l *Lab) writeSecrets() error {
@@ -238,10 +241,16 @@ func (l *Lab) writeSecrets() error {
 	rand.Read(b)
 	l.password = "Lab-" + hex.EncodeToString(b) + "!"
 	l.caFile = filepath.Join(l.dir, caFileName)
+	certPEM, keyPEM, err := l.authority.clientCert(DefaultUser, time.Now())
+	if err != nil {
+		return err
+	}
 	for name, data := range map[string][]byte{
 		passwordFileName: []byte(l.password),
 		ldapPasswordName: []byte(l.password),
 		caFileName:       l.authority.caPEM,
+		clientCertName:   certPEM,
+		clientKeyName:    keyPEM,
 	} {
 		if err := os.WriteFile(filepath.Join(l.dir, name), data, 0o600); err != nil {
 			return fmt.Errorf("lab: write %s: %w", name, err)
@@ -323,6 +332,7 @@ func (l *Lab) startWSMan() error {
 		Users:  map[string]string{l.netbios + `\` + DefaultUser: l.password},
 		Domain: l.netbios, DNSDomain: l.opts.Domain, ServerName: "DC01",
 		Basic: true, RequireSealing: true, Logger: l.opts.Logger,
+		Certificates: map[string]string{DefaultUser: l.netbios + `\` + DefaultUser},
 	})
 	handler := l.ws.Front(l.auth.Wrap(l.ws))
 

@@ -76,9 +76,9 @@ func TestHostsOption(t *testing.T) {
 // TestConfigDrivesTheRealClients points svcwatch's own directory and winrm
 // packages at the lab with nothing but Config and its secret files.
 func TestConfigDrivesTheRealClients(t *testing.T) {
-	for _, scheme := range []string{"https", "http"} {
-		t.Run(scheme, func(t *testing.T) {
-			l := startLab(t, Options{Scheme: scheme})
+	for _, mode := range []struct{ scheme, auth string }{{"https", "ntlm"}, {"http", "ntlm"}, {"https", "basic"}, {"https", "certificate"}} {
+		t.Run(mode.scheme+"+"+mode.auth, func(t *testing.T) {
+			l := startLab(t, Options{Scheme: mode.scheme, Auth: mode.auth})
 			cfg := l.Config()
 			secrets, err := cfg.ReadSecrets()
 			if err != nil {
