@@ -59,12 +59,25 @@ type Options struct {
 	Logger     *slog.Logger // the pipeline's logs (default: discarded)
 	Progress   io.Writer    // one line per cycle (nil: none)
 	Seed       uint64       // injection times and hosts (default: time based)
+	// AfterPhase, when set, runs at the end of each mode's polling, before
+	// its connections and store are closed (heap profiles).
+	AfterPhase func(mode string)
 }
 
 // DefaultLatency is the per-request delay of a busy DC.
 const DefaultLatency = 5 * time.Millisecond
 
+// ErrOptions marks invalid options (a usage error).
+var ErrOptions = errors.New("invalid options")
+
 func (o *Options) fill() error {
+	if err := o.check(); err != nil {
+		return fmt.Errorf("%w: %w", ErrOptions, err)
+	}
+	return nil
+}
+
+func (o *Options) check() error {
 	if o.Hosts < 1 || o.Hosts > MaxHosts {
 		return fmt.Errorf("bench: --hosts %d: want 1..%d", o.Hosts, MaxHosts)
 	}
@@ -134,8 +147,9 @@ type PollStats struct {
 	Polls        int     `json:"polls"`
 	HTTPRequests float64 `json:"http_requests"` // per host-poll, authentication legs included
 	SOAPRequests float64 `json:"soap_requests"`
-	WireBytes    float64 `json:"wire_bytes"` // TCP payload both ways, TLS included
-	HTTPBytes    float64 `json:"http_bytes"` // HTTP messages both ways (headers approximated)
+	WireBytes    float64 `json:"wire_bytes"`      // TCP payload both ways, TLS included
+	HTTPBytes    float64 `json:"http_bytes"`      // HTTP messages both ways (headers approximated)
+	NewConns     float64 `json:"new_connections"` // TCP (and TLS) connections opened per host-poll
 }
 
 // ModeResult holds one mode's figures.
@@ -149,8 +163,9 @@ type ModeResult struct {
 	CycleP95      float64   `json:"cycle_p95_s"`
 	HostsPerSec   float64   `json:"hosts_per_s"`
 	CPUPerPollMS  float64   `json:"cpu_ms_per_host_poll"`
+	SteadyCPUMS   float64   `json:"steady_cpu_ms_per_host_poll"` // cycles after the first (keep-alive, baseline known)
 	CoresPolling  float64   `json:"cores_while_polling"`
-	CoresPer60s   float64   `json:"cores_for_hosts_every_60s"` // CPU per poll × hosts / 60 s
+	CoresPer60s   float64   `json:"cores_for_hosts_every_60s"` // steady CPU per poll × hosts / 60 s
 	PeakRSSMiB    float64   `json:"peak_rss_mib"`
 	RSSNote       string    `json:"rss_note,omitempty"`
 	First         PollStats `json:"first_poll"`  // cycle 1: new connection, full inventory, baseline
@@ -308,6 +323,7 @@ func runPhase(ctx context.Context, mode string, r runner, lab *labHandle, names 
 	r.start(ctx)
 	var (
 		cpu, polling time.Duration
+		steadyCPU    time.Duration
 		recs         = make([][]pollRecord, o.Cycles)
 		counters     = make([]map[string]HostCounters, o.Cycles)
 		injMu        sync.Mutex
@@ -332,6 +348,9 @@ func runPhase(ctx context.Context, mode string, r runner, lab *labHandle, names 
 		recs[c] = runCycle(ctx, names, o.Concurrency, r.poll)
 		wall := time.Since(t0)
 		cpu += cpuTime() - cpu0
+		if c > 0 {
+			steadyCPU += cpuTime() - cpu0
+		}
 		polling += wall
 		if ctx.Err() != nil {
 			return res, ctx.Err()
@@ -401,6 +420,9 @@ func runPhase(ctx context.Context, mode string, r runner, lab *labHandle, names 
 	}
 	r.stop(ctx)
 	res.PeakRSSMiB = float64(peakRSS()) / (1 << 20)
+	if o.AfterPhase != nil {
+		o.AfterPhase(mode)
+	}
 
 	// Detection latency: injected → first message about the host from this mode.
 	via := slacksink.ViaAPI
@@ -480,7 +502,11 @@ func runPhase(ctx context.Context, mode string, r runner, lab *labHandle, names 
 		res.CoresPolling = cpu.Seconds() / polling.Seconds()
 	}
 	res.CPUPerPollMS = cpu.Seconds() * 1000 / float64(res.HostPolls)
-	res.CoresPer60s = res.CPUPerPollMS / 1000 * float64(len(names)) / 60
+	res.SteadyCPUMS = res.CPUPerPollMS
+	if o.Cycles > 1 {
+		res.SteadyCPUMS = steadyCPU.Seconds() * 1000 / float64(len(names)*(o.Cycles-1))
+	}
+	res.CoresPer60s = res.SteadyCPUMS / 1000 * float64(len(names)) / 60
 	if res.Failures == len(names)*o.Cycles {
 		return res, fmt.Errorf("bench: %s: every host-poll failed; first error: %s", mode, res.FirstError)
 	}
@@ -508,6 +534,7 @@ func classify(at int64, prevPoll, cur pollRecord) int {
 type acc struct {
 	n                      int
 	http, soap, wire, body int64
+	conns                  int64
 }
 
 func (a *acc) add(c HostCounters) {
@@ -516,6 +543,7 @@ func (a *acc) add(c HostCounters) {
 	a.soap += c.SOAP
 	a.wire += c.RawIn + c.RawOut
 	a.body += c.HTTPIn + c.HTTPOut
+	a.conns += c.Conns
 }
 
 func (a acc) stats() PollStats {
@@ -524,7 +552,7 @@ func (a acc) stats() PollStats {
 	}
 	n := float64(a.n)
 	return PollStats{Polls: a.n, HTTPRequests: float64(a.http) / n, SOAPRequests: float64(a.soap) / n,
-		WireBytes: float64(a.wire) / n, HTTPBytes: float64(a.body) / n}
+		WireBytes: float64(a.wire) / n, HTTPBytes: float64(a.body) / n, NewConns: float64(a.conns) / n}
 }
 
 func diffCounters(now, prev map[string]HostCounters) map[string]HostCounters {
@@ -560,6 +588,7 @@ func ratios(a, b ModeResult) map[string]float64 {
 	put("cycle_p95_s", a.CycleP95, b.CycleP95)
 	put("hosts_per_s", a.HostsPerSec, b.HostsPerSec)
 	put("cpu_ms_per_host_poll", a.CPUPerPollMS, b.CPUPerPollMS)
+	put("steady_cpu_ms_per_host_poll", a.SteadyCPUMS, b.SteadyCPUMS)
 	put("peak_rss_mib", a.PeakRSSMiB, b.PeakRSSMiB)
 	put("idle_http_requests", a.Idle.HTTPRequests, b.Idle.HTTPRequests)
 	put("idle_wire_bytes", a.Idle.WireBytes, b.Idle.WireBytes)

@@ -86,3 +86,97 @@ func TestSmokeBoth(t *testing.T) {
 		}
 	}
 }
+
+// TestLabChildProcess runs the lab as a child (this test binary, see
+// TestMain), as svcwatch bench does, so the poller's figures are its own.
+func TestLabChildProcess(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts a child process")
+	}
+	t.Setenv(serveLabEnv, "1")
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	rep, err := Run(ctx, Options{Hosts: 50, Cycles: 2, Mode: ModeOurs, Latency: time.Millisecond, Inject: -1,
+		TempDir: t.TempDir(), LabCommand: []string{os.Args[0], "-test.run=^$"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(rep.LabProcess, "child process") {
+		t.Errorf("lab process: %q", rep.LabProcess)
+	}
+	m := rep.Modes[0]
+	if m.Failures != 0 || m.Idle.Polls != 50 || m.Idle.NewConns != 0 || m.First.NewConns < 1 {
+		t.Errorf("ours against a child lab: %d failures, %d idle polls, %.2f new connections per idle poll, %.2f on the first",
+			m.Failures, m.Idle.Polls, m.Idle.NewConns, m.First.NewConns)
+	}
+	if m.Injected != 0 || m.Detected != 0 {
+		t.Errorf("inject -1 still injected %d", m.Injected)
+	}
+}
+
+func TestOptionsValidation(t *testing.T) {
+	tests := []struct {
+		name string
+		o    Options
+	}{
+		{"no hosts", Options{Hosts: 0, Cycles: 1}},
+		{"too many hosts", Options{Hosts: MaxHosts + 1, Cycles: 1}},
+		{"no cycles", Options{Hosts: 1, Cycles: 0}},
+		{"bad mode", Options{Hosts: 1, Cycles: 1, Mode: "fast"}},
+		{"bad concurrency", Options{Hosts: 1, Cycles: 1, Concurrency: -1}},
+		{"negative interval", Options{Hosts: 1, Cycles: 1, Interval: -time.Second}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if _, err := Run(context.Background(), tt.o); err == nil {
+				t.Error("accepted")
+			}
+		})
+	}
+}
+
+func TestClassify(t *testing.T) {
+	prev := pollRecord{start: 100, end: 200}
+	cur := pollRecord{start: 300, end: 400}
+	tests := []struct {
+		at   int64
+		want int
+	}{
+		{0, kindIdle}, {50, kindIdle}, {250, kindChange}, {150, kindUnclear}, {350, kindUnclear}, {450, kindIdle},
+	}
+	for _, tt := range tests {
+		if got := classify(tt.at, prev, cur); got != tt.want {
+			t.Errorf("classify(%d) = %d, want %d", tt.at, got, tt.want)
+		}
+	}
+}
+
+func TestPercentileAndSample(t *testing.T) {
+	v := []float64{1, 2, 3, 4, 5, 6, 7, 8, 9, 10}
+	for _, tt := range []struct{ p, want float64 }{{50, 5}, {95, 10}, {99, 10}, {10, 1}} {
+		if got := percentile(v, tt.p); got != tt.want {
+			t.Errorf("p%v = %v, want %v", tt.p, got, tt.want)
+		}
+	}
+	if percentile(nil, 50) != 0 {
+		t.Error("empty percentile")
+	}
+	names := make([]string, 100)
+	for i := range names {
+		names[i] = HostName(i)
+	}
+	a, b := injectSample(names, 10, 0), injectSample(names, 10, 1)
+	if len(a) != 10 || len(b) != 10 {
+		t.Fatalf("samples %d %d", len(a), len(b))
+	}
+	for _, x := range a {
+		for _, y := range b {
+			if x == y {
+				t.Errorf("phases share host %s", x)
+			}
+		}
+	}
+	if got := injectSample(names[:3], 5, 0); len(got) != 3 {
+		t.Errorf("sample larger than the fleet: %v", got)
+	}
+}
