@@ -76,6 +76,8 @@ func parseEnvelope(body []byte) (*envelope, error) {
 		cur        *stream
 		fault      *Fault
 		wsmanDepth int
+		// shellSelector: the open Selector element is Name="ShellId".
+		shellSelector bool
 	)
 	for {
 		tok, err := dec.Token()
@@ -105,9 +107,7 @@ func parseEnvelope(body []byte) (*envelope, error) {
 					fault = &Fault{}
 				}
 			case "Selector":
-				if attr(t, "Name") == "ShellId" {
-					text.Reset()
-				}
+				shellSelector = attr(t, "Name") == "ShellId"
 			case "Stream":
 				cur = &stream{Name: attr(t, "Name"), CommandID: attr(t, "CommandId")}
 			case "CommandState":
@@ -136,7 +136,7 @@ func parseEnvelope(body []byte) (*envelope, error) {
 			}
 			val := strings.TrimSpace(text.String())
 			switch {
-			case name == "Selector" && env.ShellID == "" && val != "" && parent == "SelectorSet":
+			case name == "Selector" && shellSelector && env.ShellID == "" && parent == "SelectorSet":
 				env.ShellID = val
 			case name == "ShellId" && env.ShellID == "":
 				env.ShellID = val
@@ -179,7 +179,27 @@ func parseEnvelope(body []byte) (*envelope, error) {
 		return nil, fmt.Errorf("%w: SOAP: incomplete envelope", ErrProtocol)
 	}
 	env.Fault = fault
+	for _, id := range []string{env.ShellID, env.CommandID} {
+		if id != "" && !isResourceID(id) {
+			return nil, fmt.Errorf("%w: SOAP: shell or command id %q is not an identifier", ErrProtocol, sanitize(id, 80))
+		}
+	}
 	return env, nil
+}
+
+// isResourceID accepts the shell and command ids WinRM hands out (GUIDs,
+// optionally "uuid:"-prefixed or braced): they go back into later requests.
+func isResourceID(s string) bool {
+	if len(s) > 64 {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if !(c >= '0' && c <= '9' || c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c == '-' || c == ':' || c == '{' || c == '}') {
+			return false
+		}
+	}
+	return true
 }
 
 func attr(t xml.StartElement, local string) string {

@@ -137,14 +137,16 @@ func TestFaultsFromRealFiles(t *testing.T) {
 
 func TestParseEnvelopeRejects(t *testing.T) {
 	tests := map[string]string{
-		"empty":          "",
-		"not xml":        "hello",
-		"soap 1.1":       `<s:Envelope xmlns:s="http://schemas.xmlsoap.org/soap/envelope/"><s:Body/></s:Envelope>`,
-		"truncated":      `<s:Envelope xmlns:s="http://www.w3.org/2003/05/soap-envelope"><s:Body>`,
-		"bad base64":     `<s:Envelope xmlns:s="http://www.w3.org/2003/05/soap-envelope"><s:Body><rsp:Stream xmlns:rsp="x" Name="stdout">!!!</rsp:Stream></s:Body></s:Envelope>`,
-		"bad exit code":  `<s:Envelope xmlns:s="http://www.w3.org/2003/05/soap-envelope"><s:Body><ExitCode>x</ExitCode></s:Body></s:Envelope>`,
-		"deep":           `<s:Envelope xmlns:s="http://www.w3.org/2003/05/soap-envelope">` + strings.Repeat("<a>", 100) + strings.Repeat("</a>", 100) + `</s:Envelope>`,
-		"two roots tail": `<s:Envelope xmlns:s="http://www.w3.org/2003/05/soap-envelope"></s:Envelope><x>`,
+		"empty":              "",
+		"not xml":            "hello",
+		"soap 1.1":           `<s:Envelope xmlns:s="http://schemas.xmlsoap.org/soap/envelope/"><s:Body/></s:Envelope>`,
+		"truncated":          `<s:Envelope xmlns:s="http://www.w3.org/2003/05/soap-envelope"><s:Body>`,
+		"bad base64":         `<s:Envelope xmlns:s="http://www.w3.org/2003/05/soap-envelope"><s:Body><rsp:Stream xmlns:rsp="x" Name="stdout">!!!</rsp:Stream></s:Body></s:Envelope>`,
+		"bad exit code":      `<s:Envelope xmlns:s="http://www.w3.org/2003/05/soap-envelope"><s:Body><ExitCode>x</ExitCode></s:Body></s:Envelope>`,
+		"deep":               `<s:Envelope xmlns:s="http://www.w3.org/2003/05/soap-envelope">` + strings.Repeat("<a>", 100) + strings.Repeat("</a>", 100) + `</s:Envelope>`,
+		"hostile shell id":   `<s:Envelope xmlns:s="http://www.w3.org/2003/05/soap-envelope"><s:Body><rsp:Shell xmlns:rsp="x"><rsp:ShellId>]]&gt;&lt;evil/&gt;</rsp:ShellId></rsp:Shell></s:Body></s:Envelope>`,
+		"hostile command id": `<s:Envelope xmlns:s="http://www.w3.org/2003/05/soap-envelope"><s:Body><rsp:CommandResponse xmlns:rsp="x"><rsp:CommandId>a b</rsp:CommandId></rsp:CommandResponse></s:Body></s:Envelope>`,
+		"two roots tail":     `<s:Envelope xmlns:s="http://www.w3.org/2003/05/soap-envelope"></s:Envelope><x>`,
 	}
 	for name, body := range tests {
 		t.Run(name, func(t *testing.T) {
@@ -176,4 +178,15 @@ func FuzzParseEnvelope(f *testing.F) {
 			_ = classifyFault(env.Fault).Error()
 		}
 	})
+}
+
+func TestShellIDOnlyFromShellIdSelector(t *testing.T) {
+	body := `<s:Envelope xmlns:s="http://www.w3.org/2003/05/soap-envelope" xmlns:w="http://schemas.dmtf.org/wbem/wsman/1/wsman.xsd"><s:Body><w:SelectorSet><w:Selector Name="Other">not-the-shell</w:Selector><w:Selector Name="ShellId">ABC-123</w:Selector></w:SelectorSet></s:Body></s:Envelope>`
+	env, err := parseEnvelope([]byte(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if env.ShellID != "ABC-123" {
+		t.Fatalf("shell id %q", env.ShellID)
+	}
 }
