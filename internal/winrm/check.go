@@ -98,9 +98,8 @@ func Check(ctx context.Context, cfg config.WinRM, password string, host string) 
 		add(CheckStep{Name: "authentication", OK: true, Detail: "credentials accepted"})
 		add(CheckStep{Name: "WinRM permission", Detail: err.Error(), Remedy: remedyAccess})
 		return steps
-	case err != nil && strings.Contains(err.Error(), "create shell"):
-		add(CheckStep{Name: "authentication", OK: !errors.Is(err, ErrAuth), Detail: "see the next step"})
-		add(CheckStep{Name: "WinRM permission", Detail: err.Error(), Remedy: remedyFor(err)})
+	case err != nil && strings.HasPrefix(err.Error(), "create shell"):
+		add(CheckStep{Name: "authentication", Detail: "not verified: " + err.Error(), Remedy: remedyFor(err)})
 		return steps
 	}
 	add(CheckStep{Name: "authentication", OK: true, Detail: fmt.Sprintf("%s accepted over %s", ncfg.Auth, ncfg.Scheme)})

@@ -74,3 +74,13 @@ func TestCheck(t *testing.T) {
 		}
 	})
 }
+
+func TestCheckQuotaOnCreate(t *testing.T) {
+	f := newFakeHost(t)
+	f.faultOn, f.fault = actCreate, readShared(t, "wire/wsman/fault-quotalimit-2150859173-max-shells.winrb-wmi_error_v2.xml")
+	steps := Check(context.Background(), startTLS(t, f), "s3cret", "dc01.corp.example")
+	last := steps[len(steps)-1]
+	if last.OK || last.Name != "authentication" || !strings.Contains(last.Remedy, "back off") {
+		t.Fatalf("steps %+v", steps)
+	}
+}
