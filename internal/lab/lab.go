@@ -65,6 +65,7 @@ type Options struct {
 	Domain  string // DNS domain; default lab.example (realm LAB.EXAMPLE, NetBIOS LAB)
 	DCs     int    // writable DCs dc01..; default 3 (when Hosts is 0)
 	Members int    // member servers srv01..; default 2 (when Hosts is 0)
+	RODCs   int    // read-only DCs rodc01..; default 0
 	Hosts   int    // total hosts when > 0: min(3, Hosts) DCs and the rest member servers
 	// Small gives every host the ~50-entry inventory (fast tests) instead of ~260.
 	Small bool
@@ -162,6 +163,11 @@ func Start(ctx context.Context, opts Options) (_ *Lab, err error) {
 	}
 	for i := 1; i <= dcs; i++ {
 		if _, err := l.AddComputer(Computer{Name: fmt.Sprintf("dc%02d", i), Role: RoleDC}); err != nil {
+			return nil, err
+		}
+	}
+	for i := 1; i <= opts.RODCs; i++ {
+		if _, err := l.AddComputer(Computer{Name: fmt.Sprintf("rodc%02d", i), Role: RoleRODC}); err != nil {
 			return nil, err
 		}
 	}

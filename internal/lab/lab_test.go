@@ -60,6 +60,29 @@ func TestStartDefaults(t *testing.T) {
 	}
 }
 
+func TestRODC(t *testing.T) {
+	l := startLab(t, Options{RODCs: 1})
+	cfg := l.Config()
+	s, _ := cfg.ReadSecrets()
+	d, err := directory.New(cfg.Directory, s.LDAPPassword, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	res, err := d.Discover(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, h := range res.Hosts {
+		if h.Name == "rodc01.lab.example" {
+			if len(h.Reasons) == 0 || h.Reasons[0].Kind != inventory.ReasonRODC {
+				t.Errorf("rodc01 reasons %v", h.Reasons)
+			}
+			return
+		}
+	}
+	t.Errorf("rodc01 not discovered: %v", res.Hosts)
+}
+
 func TestHostsOption(t *testing.T) {
 	l := startLab(t, Options{Hosts: 7})
 	dcs := 0

@@ -73,10 +73,13 @@ const (
 	FaultQuota        = "quota"         // WS-Man QuotaLimit fault on Create
 	FaultAccessDenied = "access-denied" // HTTP 500 access-denied fault
 	FaultShellLeak    = "shell-leak"    // Delete fails; shells pile up to the quota
+	// FaultLogonFailure answers every request 401 as for a wrong password or
+	// a locked account (not in DESIGN's list; for back-off tests).
+	FaultLogonFailure = "logon-failure"
 )
 
 // Faults lists every fault kind (without FaultNone).
-var Faults = []string{FaultSlow, FaultGarbage, FaultTruncated, FaultHuge, FaultQuota, FaultAccessDenied, FaultShellLeak}
+var Faults = []string{FaultSlow, FaultGarbage, FaultTruncated, FaultHuge, FaultQuota, FaultAccessDenied, FaultShellLeak, FaultLogonFailure}
 
 // Host is one simulated Windows server.
 type Host struct {

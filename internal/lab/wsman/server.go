@@ -203,8 +203,9 @@ func HostName(r *http.Request) string {
 }
 
 // Front guards the HTTP edge in front of authentication: unknown hosts get
-// HTTP.sys' 400, hosts that are down get their connection reset, and the
-// bytes on the wire are counted per host. Use it as Front(auth.Wrap(server)).
+// HTTP.sys' 400, hosts that are down get their connection reset, hosts with
+// the logon-failure fault answer 401, and the bytes on the wire are counted
+// per host. Use it as Front(auth.Wrap(server)).
 func (s *Server) Front(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		name := HostName(r)
@@ -215,6 +216,17 @@ func (s *Server) Front(next http.Handler) http.Handler {
 		}
 		if h.Down() {
 			ResetConnection(w)
+			return
+		}
+		if h.Fault() == winhost.FaultLogonFailure {
+			// What Windows answers to bad credentials: 401, no body, the schemes again.
+			io.Copy(io.Discard, io.LimitReader(r.Body, int64(s.maxEnvelope)))
+			w.Header().Add("WWW-Authenticate", "Negotiate")
+			w.Header().Add("WWW-Authenticate", `Basic realm="WSMAN"`)
+			w.Header().Set("Server", "Microsoft-HTTPAPI/2.0")
+			w.Header().Set("Content-Length", "0")
+			w.WriteHeader(http.StatusUnauthorized)
+			s.count(name, func(st *Stats) { st.HTTPRequests++ })
 			return
 		}
 		in := &countingBody{ReadCloser: r.Body}

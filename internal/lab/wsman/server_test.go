@@ -260,6 +260,14 @@ func TestFaultKinds(t *testing.T) {
 			t.Errorf("after up: %v", err)
 		}
 	})
+	t.Run("logon-failure", func(t *testing.T) {
+		l := newLab(t, false)
+		l.hosts["dc01.lab.example"].SetFault(winhost.FaultLogonFailure)
+		st, body := l.post(t, "dc01.lab.example", winrm.NewOpenShellRequest(endpointURL, params).String())
+		if st != http.StatusUnauthorized || body != "" {
+			t.Errorf("%d %q", st, body)
+		}
+	})
 	t.Run("unknown host", func(t *testing.T) {
 		l := newLab(t, false)
 		st, body := l.post(t, "dc99.lab.example", winrm.NewOpenShellRequest(endpointURL, params).String())
