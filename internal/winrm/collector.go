@@ -170,7 +170,8 @@ func (c *Collector) collect(ctx context.Context, host string, req inventory.Coll
 	return ans.Observation, nil
 }
 
-// Close releases idle connections.
+// Close releases connections and the Kerberos login; the Collector may not
+// be used afterwards.
 func (c *Collector) Close() error {
 	c.tr.rt.closeIdle()
 	return nil

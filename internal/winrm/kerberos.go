@@ -119,6 +119,17 @@ func (k *kerberosAuth) authorize(req *http.Request, host string) error {
 	return nil
 }
 
+// close ends the client's TGT renewal.
+func (k *kerberosAuth) close() {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	if k.loggedIn {
+		k.cl.Destroy()
+		k.loggedIn = false
+	}
+	clear(k.cache)
+}
+
 // invalidate drops host's cached ticket after the host refused it.
 func (k *kerberosAuth) invalidate(host string) {
 	k.mu.Lock()

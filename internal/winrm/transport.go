@@ -124,7 +124,12 @@ func (h *httpRoundTripper) roundTrip(ctx context.Context, host string, body []by
 	return resp.StatusCode, data, nil
 }
 
-func (h *httpRoundTripper) closeIdle() { h.client.CloseIdleConnections() }
+func (h *httpRoundTripper) closeIdle() {
+	h.client.CloseIdleConnections()
+	if c, ok := h.auth.(interface{ close() }); ok {
+		c.close()
+	}
+}
 
 // newTransport builds the HTTP side for cfg: TLS, dialing (connect_to),
 // timeouts, keep-alive, and the authenticator.
