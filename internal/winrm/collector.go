@@ -48,7 +48,7 @@ func New(cfg config.WinRM, password string, logger *slog.Logger) (*Collector, er
 	}
 	warnInsecure(cfg, logger)
 	opTimeout := min(max(cfg.Timeout/2, time.Second), 60*time.Second)
-	tr, err := newTransport(cfg, password, opTimeout, logger)
+	tr, err := newTransport(cfg, password, opTimeout)
 	if err != nil {
 		return nil, err
 	}

@@ -7,7 +7,6 @@ import (
 	"crypto/x509"
 	"fmt"
 	"io"
-	"log/slog"
 	"net"
 	"net/http"
 	"os"
@@ -133,7 +132,7 @@ func (h *httpRoundTripper) closeIdle() {
 
 // newTransport builds the HTTP side for cfg: TLS, dialing (connect_to),
 // timeouts, keep-alive, and the authenticator.
-func newTransport(cfg config.WinRM, password string, opTimeout time.Duration, logger *slog.Logger) (*transport, error) {
+func newTransport(cfg config.WinRM, password string, opTimeout time.Duration) (*transport, error) {
 	t := &transport{scheme: cfg.Scheme, port: cfg.Port}
 	if cfg.Auth == "ntlm" {
 		rt, err := newNTLM(cfg, password, opTimeout)
