@@ -5,6 +5,7 @@ import (
 	"encoding/base64"
 	"encoding/pem"
 	"errors"
+	mz "github.com/masterzen/winrm"
 	"io"
 	"log"
 	"net/http"
@@ -27,6 +28,7 @@ type fakeHost struct {
 
 	mu       sync.Mutex
 	actions  []string // SOAP actions received, in order
+	bodies   []string // request bodies, in order
 	hosts    []string // HTTP Host headers
 	commands []string // command lines received
 	deleted  int
@@ -88,6 +90,7 @@ func (f *fakeHost) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	action := soapAction(body)
 	f.mu.Lock()
 	f.actions = append(f.actions, action)
+	f.bodies = append(f.bodies, body)
 	f.hosts = append(f.hosts, r.Host)
 	status := f.status
 	f.mu.Unlock()
@@ -257,6 +260,14 @@ func TestCollectOverHTTPSWithRealAnswers(t *testing.T) {
 		if h != "dc01.corp.example:5986" {
 			t.Errorf("Host header %q, want the target name, not the connect_to address", h)
 		}
+	}
+	// Per-collector parameters (never masterzen's shared DefaultParameters):
+	// OperationTimeout is half of winrm.timeout, so a Receive returns in time.
+	if !strings.Contains(f.bodies[0], ">PT2S<") || !strings.Contains(f.bodies[0], ">153600<") {
+		t.Errorf("create request lacks OperationTimeout PT2S / MaxEnvelopeSize 153600:\n%s", f.bodies[0])
+	}
+	if mz.DefaultParameters.Timeout != "PT60S" || mz.DefaultParameters.TransportDecorator != nil {
+		t.Errorf("masterzen's DefaultParameters were modified: %+v", mz.DefaultParameters)
 	}
 	// A second poll reuses the collector.
 	if _, err := c.Collect(context.Background(), inventory.Host{Name: "dc01.corp.example"}, pollReq); err != nil {
