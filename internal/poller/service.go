@@ -25,6 +25,11 @@ type Service struct {
 	Collector *winrm.Collector
 	Notifier  *notify.Notifier // nil when Slack is not configured
 	Metrics   *Metrics
+
+	// slackTransport is the Slack client's own connection pool, so that
+	// Close releases its connections (http.DefaultTransport would keep
+	// them open for the life of the process).
+	slackTransport *http.Transport
 }
 
 // BuildOptions adjust what Open builds beyond the configuration.
@@ -84,7 +89,8 @@ func Open(ctx context.Context, cfg *config.Config, bo BuildOptions) (*Service, e
 		if timeout <= 0 {
 			timeout = 10 * time.Second
 		}
-		n, err := notify.New(cfg.Slack, secret, &http.Client{Timeout: timeout})
+		svc.slackTransport = http.DefaultTransport.(*http.Transport).Clone()
+		n, err := notify.New(cfg.Slack, secret, &http.Client{Timeout: timeout, Transport: svc.slackTransport})
 		if err != nil {
 			svc.Close()
 			return nil, fmt.Errorf("slack: %w", err)
@@ -133,6 +139,9 @@ func (s *Service) Close() error {
 	var errs []error
 	if s.Collector != nil {
 		errs = append(errs, s.Collector.Close())
+	}
+	if s.slackTransport != nil {
+		s.slackTransport.CloseIdleConnections()
 	}
 	if s.Store != nil {
 		errs = append(errs, s.Store.Close())
