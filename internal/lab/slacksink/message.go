@@ -106,7 +106,10 @@ func (m Message) Readable() string {
 		if t.Type == "text" {
 			continue // the fallback repeats what the blocks say
 		}
-		text := terminalSafe(t.Text, t.Type == "mrkdwn")
+		text := terminalSafe(t.Text, false)
+		if t.Type == "mrkdwn" {
+			text = readableMrkdwn(text)
+		}
 		switch {
 		case t.Block == "header":
 			b.WriteString("▌ " + text + "\n")
@@ -117,6 +120,23 @@ func (m Message) Readable() string {
 		}
 	}
 	return b.String()
+}
+
+// readableMrkdwn drops the bold markers of a leading label ("*Next:* …")
+// and shows code blocks indented without their fences.
+func readableMrkdwn(s string) string {
+	lines := strings.Split(s, "\n")
+	for i, l := range lines {
+		switch {
+		case strings.HasPrefix(l, "```"):
+			lines[i] = "    " + strings.TrimSuffix(strings.TrimPrefix(l, "```"), "```")
+		case strings.HasPrefix(l, "*"):
+			if end := strings.Index(l[1:], "*"); end > 0 {
+				lines[i] = l[1:end+1] + l[end+2:]
+			}
+		}
+	}
+	return strings.Join(lines, "\n")
 }
 
 var entities = strings.NewReplacer("&lt;", "<", "&gt;", ">", "&amp;", "&")

@@ -316,13 +316,15 @@ func TestReadableIsTerminalSafe(t *testing.T) {
 		slack.NewHeaderBlock(text("plain_text", "HIGH · modified")),
 		slack.NewSectionBlock(nil, []*slack.TextBlockObject{text("plain_text", "Service: evil\x1b[2Jname &lt;x&gt;")}, nil),
 		slack.NewSectionBlock(text("mrkdwn", "*Image path*\n```C:\\x.exe```"), nil, nil),
+		slack.NewContextBlock("", text("mrkdwn", "*Next:* isolate *it*")),
 	})
 	m := Message{Seq: 1, Via: ViaAPI, Channel: DefaultChannel, Text: "fallback", Blocks: blocks}
 	got := m.Readable()
 	want := "── #svcwatch-alerts · chat.postMessage #1 ──\n" +
 		"▌ HIGH · modified\n" +
 		"   Service: evil[2Jname <x>\n" +
-		"*Image path*\nC:\\x.exe\n"
+		"Image path\n    C:\\x.exe\n" +
+		"   Next: isolate *it*\n"
 	if got != want {
 		t.Errorf("Readable =\n%s\nwant\n%s", got, want)
 	}
