@@ -214,3 +214,28 @@ func (o textObj) check(t *testing.T, where string, limit int) {
 		t.Errorf("%s: raw angle bracket in %q", where, o.Text)
 	}
 }
+
+// FuzzRender: whatever a host sends, rendering never panics, keeps every
+// Slack limit and leaves no raw angle bracket in any text.
+func FuzzRender(f *testing.F) {
+	f.Add("PSEXESVC", `%SystemRoot%\PSEXESVC.exe`, "dc01.corp.example", "why", uint8(0))
+	f.Add("<@U123>*b*", strings.Repeat("`<&>", 3000), "<!channel>\x00\xff", strings.Repeat("é", 5000), uint8(3))
+	f.Add("", "", "", "", uint8(8))
+	f.Add(strings.Repeat("🟥", 200), "\u202e", "h", "", uint8(4))
+	kinds := []inventory.Kind{inventory.KindInstalled, inventory.KindEphemeral, inventory.KindSilent, inventory.KindModified,
+		inventory.KindRemoved, inventory.KindTamper, inventory.KindUnreachable, inventory.KindRecovered, inventory.KindScope, "new-kind"}
+	f.Fuzz(func(t *testing.T, name, path, host, text string, k uint8) {
+		svc := &inventory.Service{Name: name, DisplayName: text, ImagePath: path, ServiceDLL: text, Account: text, Type: uint32(k)}
+		prev := &inventory.Service{Name: name, ImagePath: text, ServiceDLL: path, Account: name}
+		fd := inventory.Finding{
+			ID: text, Host: inventory.Host{Name: host, Reasons: []inventory.Reason{{Kind: inventory.ReasonGroup, Detail: text}}},
+			Kind: kinds[int(k)%len(kinds)], Severity: inventory.Severity(k % 6), At: t0,
+			Service: svc, Previous: prev, Detail: text,
+			Event:     &inventory.Event{ID: 7045, RecordID: uint64(k), Time: t0, Data: []string{name, path, text, text, text}},
+			Installer: &inventory.Account{Name: text, SID: name, Privileged: k%2 == 0, Groups: []string{text, name}},
+			Hits:      []inventory.Hit{{ID: name, Why: text, Follows: path}, {ID: text, Why: path}},
+		}
+		checkLimits(t, Render(fd))
+		checkLimits(t, RenderDigest([]inventory.Finding{fd, fd, fd}))
+	})
+}
