@@ -329,3 +329,38 @@ func TestReadableIsTerminalSafe(t *testing.T) {
 		t.Errorf("Readable =\n%s\nwant\n%s", got, want)
 	}
 }
+
+func TestPostMessageJSONWithBearer(t *testing.T) {
+	s := startSink(t)
+	post := func(auth, body string) map[string]any {
+		t.Helper()
+		req, _ := http.NewRequest("POST", s.URL()+"/chat.postMessage", strings.NewReader(body))
+		req.Header.Set("Content-Type", "application/json; charset=utf-8")
+		if auth != "" {
+			req.Header.Set("Authorization", "Bearer "+auth)
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		var out map[string]any
+		if err := json.NewDecoder(resp.Body).Decode(&out); err != nil || resp.StatusCode != 200 {
+			t.Fatalf("status %d, %v", resp.StatusCode, err)
+		}
+		return out
+	}
+	body := `{"channel":"` + s.Channel() + `","text":"hi","blocks":[{"type":"divider"}]}`
+	if out := post(s.Token(), body); out["ok"] != true {
+		t.Fatalf("JSON with the right bearer token: %v", out)
+	}
+	if out := post("", body); out["error"] != "not_authed" {
+		t.Fatalf("JSON without a token: %v", out)
+	}
+	if out := post(s.Token(), `{"channel":`); out["error"] != "invalid_json" {
+		t.Fatalf("truncated JSON: %v", out)
+	}
+	if m := s.Messages(); len(m) != 1 || string(m[0].Blocks) != `[{"type":"divider"}]` {
+		t.Fatalf("messages = %+v", m)
+	}
+}
