@@ -214,7 +214,6 @@ func TestHugeOutputIsChunked(t *testing.T) {
 	}
 }
 
-
 func TestFaultKinds(t *testing.T) {
 	t.Run("quota", func(t *testing.T) {
 		l := newLab(t, false)
