@@ -189,7 +189,11 @@ func Render(f inventory.Finding) Message {
 	}
 
 	var blocks []slack.Block
-	blocks = append(blocks, header(sevLabel(f.Severity)+" · "+kt.title, subject))
+	where := ""
+	if subject != f.Host.Name {
+		where = f.Host.Name
+	}
+	blocks = append(blocks, header(sevLabel(f.Severity)+" · "+kt.title, subject, where))
 
 	body := kt.what
 	if f.Detail != "" {
@@ -245,11 +249,19 @@ func Render(f inventory.Finding) Message {
 	return Message{Text: fitTrusted(text, maxFallback), Blocks: capBlocks(blocks)}
 }
 
-// header is a header block: our label, then the untrusted subject cut to fit.
-func header(label, subject string) slack.Block {
+// header is a header block: our label, then the untrusted subject and the
+// host it is on (if any), each cut to fit in what is left.
+func header(label, subject, host string) slack.Block {
 	label = fitTrusted(label, maxHeader)
-	if s := safe(subject, maxHeader-slackLen(label)-2, inPlain); s != "" {
-		label += ": " + s
+	room := maxHeader - slackLen(label) - 2
+	if host != "" {
+		h := safe(host, room/2, inPlain)
+		if s := safe(subject, room-slackLen(h)-4, inPlain); s != "" && h != "" {
+			return slack.NewHeaderBlock(plain(label + ": " + s + " on " + h))
+		}
+	}
+	if s := safe(subject, room, inPlain); s != "" {
+		label += sep(label) + s
 	}
 	return slack.NewHeaderBlock(plain(label))
 }
@@ -435,7 +447,7 @@ func RenderDigest(fs []inventory.Finding) Message {
 	label := fmt.Sprintf("%s · %d findings", sevLabel(top), len(fs))
 
 	var blocks []slack.Block
-	blocks = append(blocks, header(label, subject))
+	blocks = append(blocks, header(label+" on", subject, ""))
 	blocks = append(blocks, plainSection(fmt.Sprintf(
 		"%d findings in one poll, grouped into one message instead of %d. Highest severity first; each is stored with its full details.",
 		len(fs), len(fs))))
@@ -495,4 +507,12 @@ func digestLine(f inventory.Finding, withHost bool) string {
 	// Severity and kind are ours; the rest is untrusted and safe'd as one.
 	return "• " + strings.ToUpper(f.Severity.String()) + " " + safe(string(f.Kind), 40, inPlain) + " " +
 		orNone(strings.Join(parts, " — "), maxDigestLine, inPlain)
+}
+
+// sep joins a header label to its subject: "… 50 findings on dc01", "…: PSEXESVC".
+func sep(label string) string {
+	if strings.HasSuffix(label, " on") {
+		return " "
+	}
+	return ": "
 }
