@@ -23,6 +23,7 @@ func (r *Report) WriteTable(w io.Writer) error {
 	fmt.Fprintf(w, "svcwatch bench: %d hosts x %d cycles, concurrency %d, latency %s, interval %s\n",
 		r.Hosts, r.Cycles, r.Concurrency, r.Latency, r.Interval)
 	fmt.Fprintf(w, "machine:   %d CPUs, %s, %s, %s, kernel %s\n", r.Machine.CPUs, r.Machine.CPUModel, r.Machine.Go, r.Machine.OS, r.Machine.Kernel)
+	fmt.Fprintf(w, "load:      1-minute load average %.2f before, %.2f after (other work on the machine slows wall-clock figures)\n", r.Machine.LoadBefore, r.Machine.LoadAfter)
 	fmt.Fprintf(w, "lab:       %s\n", r.Transport)
 	fmt.Fprintf(w, "lab runs:  %s\n\n", r.LabProcess)
 
@@ -77,8 +78,9 @@ func (r *Report) WriteTable(w io.Writer) error {
 	for _, m := range r.Modes {
 		fmt.Fprintf(w, "%s: %d host-polls (%d idle, %d with a change measured), %d/%d injected psexec alerted; cycles %s s",
 			m.Mode, m.HostPolls, m.Idle.Polls, m.Change.Polls, m.Detected, m.Injected, fmtSeconds(m.CycleSeconds))
+		fmt.Fprintf(w, "; RSS %.0f MiB at the start", m.StartRSSMiB)
 		if m.RSSNote != "" {
-			fmt.Fprintf(w, "; RSS %s", m.RSSNote)
+			fmt.Fprintf(w, " (%s)", m.RSSNote)
 		}
 		if m.FirstError != "" {
 			fmt.Fprintf(w, "; first error: %s", truncate(m.FirstError, 300))

@@ -19,7 +19,12 @@ func cpuTime() time.Duration {
 }
 
 // peakRSS is VmHWM from /proc/self/status in bytes (0 when unavailable).
-func peakRSS() int64 {
+func peakRSS() int64 { return statusBytes("VmHWM:") }
+
+// currentRSS is VmRSS from /proc/self/status in bytes (0 when unavailable).
+func currentRSS() int64 { return statusBytes("VmRSS:") }
+
+func statusBytes(field string) int64 {
 	f, err := os.Open("/proc/self/status")
 	if err != nil {
 		return 0
@@ -28,7 +33,7 @@ func peakRSS() int64 {
 	sc := bufio.NewScanner(f)
 	for sc.Scan() {
 		line := sc.Text()
-		if v, ok := strings.CutPrefix(line, "VmHWM:"); ok {
+		if v, ok := strings.CutPrefix(line, field); ok {
 			fields := strings.Fields(v)
 			if len(fields) == 0 {
 				return 0
