@@ -8,11 +8,15 @@ import (
 	"net"
 	"net/http"
 	"slices"
+	"strconv"
 
 	"github.com/svcwatch/svcwatch/internal/lab/ldapd"
 	"github.com/svcwatch/svcwatch/internal/lab/winhost"
 	"github.com/svcwatch/svcwatch/internal/lab/wsman"
 )
+
+// maxNoise bounds one noise request (a 20 MiB log holds about 20,000 records).
+const maxNoise = 10_000_000
 
 // HostStatus is one entry of GET /hosts.
 type HostStatus struct {
@@ -61,6 +65,9 @@ func (l *Lab) Status() []HostStatus {
 //	POST   /hosts/{host}/scenarios/{name}
 //	POST   /hosts/{host}/down, /hosts/{host}/up
 //	POST   /hosts/{host}/faults/{kind}          (kind "none" clears)
+//	POST   /hosts/{host}/log/noise?count=N      N ordinary records (push old ones out of a full log)
+//	POST   /hosts/{host}/log/reset              a new System.evtx: record ids restart at 1, no 104
+//	POST   /hosts/{host}/log/config?max_bytes=N&retention=circular|retain|autobackup
 //	POST   /directory/computers                 {"name":"dc04","role":"dc|rodc|member","os":"..."}
 //	DELETE /directory/computers/{name}
 //	       /slack/...                           the Slack sink's control routes
@@ -98,6 +105,32 @@ func (l *Lab) Handler() http.Handler {
 			return
 		}
 		writeJSON(w, http.StatusOK, map[string]any{"host": h.Name(), "fault": h.Fault()})
+	}))
+	mux.HandleFunc("POST /hosts/{host}/log/noise", l.withHost(func(w http.ResponseWriter, r *http.Request, h *winhost.Host) {
+		n, err := strconv.Atoi(r.URL.Query().Get("count"))
+		if err != nil || n < 1 || n > maxNoise {
+			writeError(w, http.StatusBadRequest, fmt.Errorf("count must be 1..%d", maxNoise))
+			return
+		}
+		h.AddNoise(n)
+		writeJSON(w, http.StatusOK, h.LogInfo())
+	}))
+	mux.HandleFunc("POST /hosts/{host}/log/reset", l.withHost(func(w http.ResponseWriter, r *http.Request, h *winhost.Host) {
+		h.ResetLog()
+		writeJSON(w, http.StatusOK, h.LogInfo())
+	}))
+	mux.HandleFunc("POST /hosts/{host}/log/config", l.withHost(func(w http.ResponseWriter, r *http.Request, h *winhost.Host) {
+		q := r.URL.Query()
+		size, err := strconv.ParseInt(q.Get("max_bytes"), 10, 64)
+		if err != nil {
+			writeError(w, http.StatusBadRequest, errors.New("max_bytes must be a number of bytes, e.g. 1048576"))
+			return
+		}
+		if err := h.SetLog(size, q.Get("retention")); err != nil {
+			writeError(w, http.StatusBadRequest, err)
+			return
+		}
+		writeJSON(w, http.StatusOK, h.LogInfo())
 	}))
 	mux.HandleFunc("POST /directory/computers", func(w http.ResponseWriter, r *http.Request) {
 		var c Computer

@@ -243,6 +243,19 @@ func TestControlAPI(t *testing.T) {
 			}
 		}},
 		{"POST", "/hosts/dc03/faults/meteor", "", 404, nil},
+		{"POST", "/hosts/dc03/log/config?max_bytes=1048576&retention=circular", "", 200, nil},
+		{"POST", "/hosts/dc03/log/noise?count=5000", "", 200, func(t *testing.T) {
+			if li := l.Host("dc03").LogInfo(); li.NewestRecord-li.OldestRecord+1 != 1024 {
+				t.Errorf("log after wrap: %+v", li)
+			}
+		}},
+		{"POST", "/hosts/dc03/log/noise?count=0", "", 400, nil},
+		{"POST", "/hosts/dc03/log/config?max_bytes=10&retention=circular", "", 400, nil},
+		{"POST", "/hosts/dc03/log/reset", "", 200, func(t *testing.T) {
+			if li := l.Host("dc03").LogInfo(); li.OldestRecord != 1 {
+				t.Errorf("log after reset: %+v", li)
+			}
+		}},
 		{"POST", "/directory/computers", `{"name":"dc04","role":"dc"}`, 201, func(t *testing.T) {
 			if h := l.Host("dc04.lab.example"); h == nil || h.Role() != winhost.RoleDC || !l.InDirectory("dc04") {
 				t.Error("dc04 not added")
