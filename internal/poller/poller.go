@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"sort"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/jonboulle/clockwork"
@@ -148,6 +149,8 @@ type Poller struct {
 	parts Parts
 	sem   chan struct{} // global cap on concurrent polls (winrm.concurrency)
 
+	pollSeq atomic.Uint64 // poll ids for logs
+
 	mu             sync.Mutex
 	hosts          map[string]inventory.Host
 	notBefore      map[string]time.Time // per-host back-off
@@ -278,6 +281,7 @@ func (p *Poller) PollHost(ctx context.Context, host inventory.Host) error {
 	}
 	defer func() { <-p.sem }()
 
+	log := p.opts.Logger.With("host", host.Name, "poll", p.pollSeq.Add(1))
 	prev, err := p.parts.Store.State(ctx, host.Name)
 	if err != nil {
 		return fmt.Errorf("%s: load state: %w", host.Name, err)
@@ -299,7 +303,7 @@ func (p *Poller) PollHost(ctx context.Context, host inventory.Host) error {
 		if ctx.Err() != nil { // shutting down: not the host's fault
 			return ctx.Err()
 		}
-		return p.recordFailure(ctx, host, prev, cerr, now)
+		return p.recordFailure(ctx, log, host, prev, cerr, now)
 	}
 
 	next, fs := inventory.Detect(host, prev, obs, inventory.DetectOptions{Lookback: p.opts.Lookback, Now: now})
@@ -322,11 +326,11 @@ func (p *Poller) PollHost(ctx context.Context, host inventory.Host) error {
 	if len(fs) > 0 {
 		p.nudge()
 	}
-	p.opts.Logger.Debug("polled", "host", host.Name, "events", len(obs.Events), "findings", len(fs), "watermark", next.Watermark)
+	log.Debug("polled", "events", len(obs.Events), "findings", len(fs), "watermark", next.Watermark, "more", obs.More)
 	return nil
 }
 
-func (p *Poller) recordFailure(ctx context.Context, host inventory.Host, prev inventory.State, cerr error, now time.Time) error {
+func (p *Poller) recordFailure(ctx context.Context, log *slog.Logger, host inventory.Host, prev inventory.State, cerr error, now time.Time) error {
 	st := prev
 	st.LastPoll = now
 	st.Failures++
@@ -337,7 +341,7 @@ func (p *Poller) recordFailure(ctx context.Context, host inventory.Host, prev in
 		fs = p.triage(now, []inventory.Finding{inventory.UnreachableFinding(host, st, cerr.Error(), now)})
 	}
 	if err := p.parts.Store.Commit(ctx, st, fs); err != nil {
-		p.opts.Logger.Error("record a failed poll", "host", host.Name, "err", err)
+		log.Error("record a failed poll", "err", err)
 	}
 	p.opts.Metrics.findings(fs)
 	if len(fs) > 0 {
@@ -347,7 +351,7 @@ func (p *Poller) recordFailure(ctx context.Context, host inventory.Host, prev in
 	p.mu.Lock()
 	p.notBefore[host.Name] = now.Add(wait)
 	p.mu.Unlock()
-	p.opts.Logger.Warn("poll failed", "host", host.Name, "failures", st.Failures, "retry_after", wait, "err", cerr)
+	log.Warn("poll failed", "failures", st.Failures, "retry_after", wait, "err", cerr)
 	return cerr
 }
 
