@@ -154,6 +154,8 @@ type PollStats struct {
 	WireBytes    float64 `json:"wire_bytes"`      // TCP payload both ways, TLS included
 	HTTPBytes    float64 `json:"http_bytes"`      // HTTP messages both ways (headers approximated)
 	NewConns     float64 `json:"new_connections"` // TCP (and TLS) connections opened per host-poll
+	WireToHost   float64 `json:"wire_bytes_to_host"`
+	WireFromHost float64 `json:"wire_bytes_from_host"`
 }
 
 // ModeResult holds one mode's figures.
@@ -545,6 +547,7 @@ type acc struct {
 	n                      int
 	http, soap, wire, body int64
 	conns                  int64
+	in, out                int64
 }
 
 func (a *acc) add(c HostCounters) {
@@ -554,6 +557,8 @@ func (a *acc) add(c HostCounters) {
 	a.wire += c.RawIn + c.RawOut
 	a.body += c.HTTPIn + c.HTTPOut
 	a.conns += c.Conns
+	a.in += c.RawIn
+	a.out += c.RawOut
 }
 
 func (a acc) stats() PollStats {
@@ -562,7 +567,8 @@ func (a acc) stats() PollStats {
 	}
 	n := float64(a.n)
 	return PollStats{Polls: a.n, HTTPRequests: float64(a.http) / n, SOAPRequests: float64(a.soap) / n,
-		WireBytes: float64(a.wire) / n, HTTPBytes: float64(a.body) / n, NewConns: float64(a.conns) / n}
+		WireBytes: float64(a.wire) / n, HTTPBytes: float64(a.body) / n, NewConns: float64(a.conns) / n,
+		WireToHost: float64(a.in) / n, WireFromHost: float64(a.out) / n}
 }
 
 func diffCounters(now, prev map[string]HostCounters) map[string]HostCounters {

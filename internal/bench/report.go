@@ -37,6 +37,16 @@ func (r *Report) WriteTable(w io.Writer) error {
 		head = append(head, "ours/naive")
 	}
 	fmt.Fprintln(tw, strings.Join(head, "\t")+"\t")
+	rowText := func(name string, get func(ModeResult) string) {
+		cells := []string{name}
+		for _, m := range r.Modes {
+			cells = append(cells, get(m))
+		}
+		if both {
+			cells = append(cells, "")
+		}
+		fmt.Fprintln(tw, strings.Join(cells, "\t")+"\t")
+	}
 	row := func(name, key, format string, get func(ModeResult) float64) {
 		cells := []string{name}
 		for _, m := range r.Modes {
@@ -64,12 +74,13 @@ func (r *Report) WriteTable(w io.Writer) error {
 	row("HTTP requests / idle host-poll", "idle_http_requests", "%.1f", func(m ModeResult) float64 { return m.Idle.HTTPRequests })
 	row("new connections / idle host-poll", "", "%.2f", func(m ModeResult) float64 { return m.Idle.NewConns })
 	row("bytes on the wire / idle host-poll", "idle_wire_bytes", "%.0f", func(m ModeResult) float64 { return m.Idle.WireBytes })
+	row("  of which poller → host", "", "%.0f", func(m ModeResult) float64 { return m.Idle.WireToHost })
 	row("HTTP requests / host-poll with a change", "change_http_requests", "%.1f", func(m ModeResult) float64 { return m.Change.HTTPRequests })
 	row("bytes on the wire / host-poll with a change", "change_wire_bytes", "%.0f", func(m ModeResult) float64 { return m.Change.WireBytes })
 	row("bytes on the wire / first host-poll", "first_wire_bytes", "%.0f", func(m ModeResult) float64 { return m.First.WireBytes })
 	row("detection latency p50 (s)", "detect_p50_s", "%.2f", func(m ModeResult) float64 { return m.DetectP50 })
 	row("detection latency p99 (s)", "detect_p99_s", "%.2f", func(m ModeResult) float64 { return m.DetectP99 })
-	row("alerts detected / injected", "", "%.0f", func(m ModeResult) float64 { return float64(m.Detected) })
+	rowText("alerts detected / injected", func(m ModeResult) string { return fmt.Sprintf("%d/%d", m.Detected, m.Injected) })
 	row("failed host-polls", "", "%.0f", func(m ModeResult) float64 { return float64(m.Failures) })
 	if err := tw.Flush(); err != nil {
 		return err
