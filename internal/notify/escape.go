@@ -2,6 +2,7 @@ package notify
 
 import (
 	"fmt"
+	"iter"
 	"strings"
 	"unicode"
 	"unicode/utf16"
@@ -38,51 +39,25 @@ func safe(s string, limit int, p place) string {
 	if limit <= 0 || s == "" {
 		return ""
 	}
-	var look map[rune]rune
-	switch p {
-	case inCode:
-		look = codeLookalikes
-	case inProse:
-		look = proseLookalikes
-	}
-	// First pass: the cleaned, escaped pieces (one per kept rune).
-	pieces := make([]string, 0, min(len(s), 1<<20))
-	total := 0
-	for _, r := range s { // ranging a string yields U+FFFD for invalid bytes
-		switch {
-		case r == '\t' || r == '\n' || r == '\r':
-			r = ' '
-		case unicode.IsControl(r) || unicode.In(r, unicode.Cf, unicode.Zl, unicode.Zp):
-			continue
-		}
-		if l, ok := look[r]; ok {
-			r = l
-		}
-		var piece string
-		switch r {
-		case '&':
-			piece = "&amp;"
-		case '<':
-			piece = "&lt;"
-		case '>':
-			piece = "&gt;"
-		default:
-			piece = string(r)
-		}
-		pieces = append(pieces, piece)
+	total, count := 0, 0
+	for piece := range pieces(s, p) {
 		total += slackLen(piece)
+		count++
 	}
+	var b strings.Builder
 	if total <= limit {
-		return strings.Join(pieces, "")
+		for piece := range pieces(s, p) {
+			b.WriteString(piece)
+		}
+		return b.String()
 	}
 	// Reserve room for the marker with the widest count it can show.
-	budget := limit - slackLen(marker(len(pieces)))
+	budget := limit - slackLen(marker(count))
 	if budget < 0 {
 		return "…" // not even the marker fits
 	}
-	var b strings.Builder
 	used, kept := 0, 0
-	for _, piece := range pieces {
+	for piece := range pieces(s, p) {
 		n := slackLen(piece)
 		if used+n > budget {
 			break
@@ -91,8 +66,44 @@ func safe(s string, limit int, p place) string {
 		used += n
 		kept++
 	}
-	b.WriteString(marker(len(pieces) - kept))
+	b.WriteString(marker(count - kept))
 	return b.String()
+}
+
+// pieces yields s cleaned for place p, one escaped piece per kept character.
+func pieces(s string, p place) iter.Seq[string] {
+	var look map[rune]rune
+	switch p {
+	case inCode:
+		look = codeLookalikes
+	case inProse:
+		look = proseLookalikes
+	}
+	return func(yield func(string) bool) {
+		for _, r := range s { // ranging a string yields U+FFFD for invalid bytes
+			switch {
+			case r == '\t' || r == '\n' || r == '\r':
+				r = ' '
+			case unicode.IsControl(r) || unicode.In(r, unicode.Cf, unicode.Zl, unicode.Zp):
+				continue
+			}
+			if l, ok := look[r]; ok {
+				r = l
+			}
+			piece := string(r)
+			switch r {
+			case '&':
+				piece = "&amp;"
+			case '<':
+				piece = "&lt;"
+			case '>':
+				piece = "&gt;"
+			}
+			if !yield(piece) {
+				return
+			}
+		}
+	}
 }
 
 // marker tells the reader that n characters were cut.
