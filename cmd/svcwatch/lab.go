@@ -80,7 +80,11 @@ func runDemo(ctx context.Context, duration time.Duration, verbose bool, stdout, 
 	received := 0
 	for {
 		select {
-		case m := <-msgs:
+		case m, ok := <-msgs:
+			if !ok { // the sink closed: the lab is stopping
+				msgs = nil
+				continue
+			}
 			received++
 			fmt.Fprintf(stdout, "\n── Slack message %d ─────────────────────────────\n%s\n", received, m.Readable())
 		case err := <-runDone:
