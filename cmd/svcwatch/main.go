@@ -10,6 +10,7 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"sync"
 	"syscall"
 )
 
@@ -106,23 +107,33 @@ func exitCode(err error, stderr io.Writer) int {
 }
 
 // signalContext is cancelled by the first SIGINT/SIGTERM; a second one exits at once.
+// The watcher waits on its own stop channel, not on ctx: ctx is already done
+// after the first signal, and waiting on it would drop the second.
 func signalContext() (context.Context, context.CancelFunc) {
 	ctx, cancel := context.WithCancel(context.Background())
 	ch := make(chan os.Signal, 2)
+	stopped := make(chan struct{})
 	signal.Notify(ch, os.Interrupt, syscall.SIGTERM)
 	go func() {
 		select {
 		case <-ch:
 			cancel()
-		case <-ctx.Done():
+		case <-stopped:
 			return
 		}
 		select {
 		case <-ch:
 			fmt.Fprintln(os.Stderr, "svcwatch: second signal, exiting now")
 			os.Exit(exitFailed)
-		case <-ctx.Done():
+		case <-stopped:
 		}
 	}()
-	return ctx, func() { signal.Stop(ch); cancel() }
+	var once sync.Once
+	return ctx, func() {
+		once.Do(func() {
+			signal.Stop(ch)
+			close(stopped)
+		})
+		cancel()
+	}
 }
