@@ -784,3 +784,109 @@ func TestProcessMetrics(t *testing.T) {
 		}
 	}
 }
+
+// startSlowPoll makes host slow and waits until a poll of it is in flight.
+func (ls *labServe) startSlowPoll(t *testing.T, host string) {
+	t.Helper()
+	before := ls.commands(t)[host]
+	ls.post(t, "/hosts/"+host+"/faults/slow")
+	deadline := time.Now().Add(30 * time.Second)
+	for ls.commands(t)[host] <= before {
+		if time.Now().After(deadline) {
+			t.Fatalf("no poll of %s started within 30s", host)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// TestProcessSecondSignal: a second SIGTERM while the first waits for an
+// in-flight poll ends the process at once (exit 1), not at the poll deadline.
+func TestProcessSecondSignal(t *testing.T) {
+	skipProcessShort(t)
+	t.Parallel()
+	ls := startLabServe(t, 3, time.Second)
+	const winrmTimeout = 30 * time.Second
+	cfgPath := ls.tune(t, "run.yaml", func(c *config.Config) { c.WinRM.Timeout = winrmTimeout })
+	daemon := startProc(t, "run", "--config", cfgPath)
+	ls.waitPolls(t, 2, 60*time.Second)
+	ls.startSlowPoll(t, "dc01")
+
+	daemon.signal(syscall.SIGTERM)
+	if _, exited := daemon.wait(time.Second); exited {
+		t.Fatal("run exited at the first signal although a poll was in flight")
+	}
+	stopAt := time.Now()
+	daemon.signal(syscall.SIGTERM)
+	code, exited := daemon.wait(5 * time.Second)
+	if !exited {
+		t.Fatal("run did not exit within 5s of a second SIGTERM")
+	}
+	t.Logf("exited %s after the second signal", time.Since(stopAt).Round(time.Millisecond))
+	if code != exitFailed {
+		t.Errorf("exit code %d after a second signal, want 1", code)
+	}
+	if !strings.Contains(daemon.stderr.String(), "second signal") {
+		t.Errorf("stderr does not say why it exited at once:\n%s", tailLines(daemon.stderr.String(), 5))
+	}
+}
+
+// TestProcessSIGHUPReload: a broken file on SIGHUP is refused and the daemon
+// keeps polling; a valid one is loaded.
+func TestProcessSIGHUPReload(t *testing.T) {
+	skipProcessShort(t)
+	t.Parallel()
+	ls := startLabServe(t, 3, time.Second)
+	cfgPath := ls.tune(t, "run.yaml", func(c *config.Config) { c.WinRM.Timeout = 10 * time.Second })
+	good, err := os.ReadFile(cfgPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	daemon := startProc(t, "run", "--config", cfgPath)
+	ls.waitPolls(t, 2, 60*time.Second)
+
+	waitLog := func(what string) {
+		t.Helper()
+		deadline := time.Now().Add(30 * time.Second)
+		for !strings.Contains(daemon.stderr.String(), what) {
+			if _, exited := daemon.wait(0); exited {
+				t.Fatalf("run exited while waiting for %q", what)
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("run did not log %q within 30s", what)
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+	}
+
+	if err := os.WriteFile(cfgPath, append(append([]byte{}, good...), "pollz: 1\n"...), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	daemon.signal(syscall.SIGHUP)
+	waitLog("reload refused")
+	mark := ls.commands(t)
+	ls.waitPolls(t, mark["dc01"]+2, 30*time.Second) // still polling with the old configuration
+
+	if err := os.WriteFile(cfgPath, good, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	daemon.signal(syscall.SIGHUP)
+	waitLog("configuration reloaded")
+	mark = ls.commands(t)
+	ls.waitPolls(t, mark["dc01"]+2, 30*time.Second) // and polling with the new one
+
+	ls.post(t, "/hosts/dc02/scenarios/psexec")
+	deadline := time.Now().Add(30 * time.Second)
+	for alertsFor(ls.messages(t), "PSEXESVC") == 0 {
+		if time.Now().After(deadline) {
+			t.Fatal("no alert after the reload")
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	daemon.signal(syscall.SIGTERM)
+	if code, exited := daemon.wait(15 * time.Second); !exited || code != exitOK {
+		t.Fatalf("run: exited %v with %d after SIGTERM, want 0", exited, code)
+	}
+	if ms := ls.messages(t); len(ms) != 1 {
+		t.Errorf("%d messages, want the one psexec alert (a reload must not re-alert):\n%s", len(ms), readableAll(ms))
+	}
+}
