@@ -540,3 +540,23 @@ func FuzzDetect(f *testing.F) {
 		}
 	})
 }
+
+// A host that leaves, comes back and leaves again (the rest of the set
+// unchanged) must alert each time: the second "left" is not the first one.
+func TestScopeFindingsFlapping(t *testing.T) {
+	dc02 := Host{Name: "dc02.corp.example", Reasons: []Reason{{Kind: ReasonDC}}}
+	with, without := []Host{dc01, dc02}, []Host{dc01}
+	seen := map[string]bool{}
+	at := t0
+	for i, step := range [][2][]Host{{with, without}, {without, with}, {with, without}, {without, with}} {
+		fs := ScopeFindings(step[0], step[1], at)
+		if len(fs) != 1 {
+			t.Fatalf("step %d: got %s", i, dump(fs))
+		}
+		if seen[fs[0].ID] {
+			t.Fatalf("step %d: %q reuses the ID of an earlier scope finding; the store would drop it", i, fs[0].Detail)
+		}
+		seen[fs[0].ID] = true
+		at = at.Add(time.Hour)
+	}
+}

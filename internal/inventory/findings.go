@@ -99,7 +99,9 @@ func DiscoveryFailedFinding(errText string, now time.Time) Finding {
 // ScopeFindings compares two monitored sets and reports each host that
 // entered or left, and each host whose reasons changed (a member server
 // promoted to DC). The caller decides whether the very first set is news.
-// IDs derive from the previous set, so the same comparison never alerts twice.
+// IDs derive from the previous set and the discovery time, so the same
+// comparison never alerts twice, while a host that leaves (or enters) again
+// later, with the rest of the set unchanged, is news again.
 func ScopeFindings(old, new []Host, now time.Time) []Finding {
 	before := make(map[string]Host, len(old))
 	for _, h := range old {
@@ -109,7 +111,7 @@ func ScopeFindings(old, new []Host, now time.Time) []Finding {
 	for _, h := range new {
 		after[strings.ToLower(h.Name)] = h
 	}
-	stamp := scopeKey(old)
+	stamp := scopeKey(old) + "@" + strconv.FormatInt(now.UnixNano(), 10)
 	var fs []Finding
 	for _, h := range new {
 		key := strings.ToLower(h.Name)
