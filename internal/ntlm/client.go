@@ -98,6 +98,12 @@ func (c *Client) negotiatedFlags(ch *Challenge) (Flags, error) {
 			return 0, fmt.Errorf("%w: the server did not agree to %s (offered %v, server %v)", ErrUnsupported, need.what, c.opts.Flags, ch.Flags)
 		}
 	}
+	// Without 128 the seal key is cut to 56 or 40 bits (SEALKEY), which a
+	// passive observer can brute-force; a server (or anyone on the path of a
+	// challenge without a MIC) that drops it gets no session from us.
+	if c.opts.Flags.Has(Flag128|FlagSeal) && !f.Has(Flag128) {
+		return 0, fmt.Errorf("%w: the server did not agree to 128-bit session keys (offered %v, server %v)", ErrUnsupported, c.opts.Flags, ch.Flags)
+	}
 	if len(ch.TargetInfo) == 0 {
 		return 0, fmt.Errorf("%w: the challenge has no target information, NTLMv2 is impossible", ErrUnsupported)
 	}

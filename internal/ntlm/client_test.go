@@ -199,6 +199,8 @@ func TestAuthenticateRefusesWeakServer(t *testing.T) {
 		{"no ESS", DefaultFlags &^ FlagExtendedSessionSecurity, pairs},
 		{"OEM only", DefaultFlags&^FlagUnicode | FlagOEM, pairs},
 		{"no target info flag", DefaultFlags &^ FlagTargetInfo, pairs},
+		{"56-bit seal key", DefaultFlags &^ Flag128, pairs},
+		{"40-bit seal key", DefaultFlags &^ (Flag128 | Flag56), pairs},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
