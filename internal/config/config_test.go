@@ -1,8 +1,11 @@
 package config
 
 import (
+	"bytes"
+	"encoding/json"
 	"errors"
 	"fmt"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -363,7 +366,14 @@ slack: {token_env: SLACK_TOKEN, channel: "#soc"}
 	if s.LDAPPassword != ldapPass || s.WinRMPassword != winrmPass || s.SlackToken != token || s.SlackWebhookURL != "" {
 		t.Fatalf("ReadSecrets read the wrong values: %#v", s) // GoString is redacted, so this cannot leak either
 	}
-	rendered := []string{cfg.String(), fmt.Sprint(cfg), fmt.Sprintf("%v|%+v|%#v|%s", s, s, s, s)}
+	var logged bytes.Buffer
+	slog.New(slog.NewJSONHandler(&logged, nil)).Info("secrets", "s", s, "p", &s)
+	slog.New(slog.NewTextHandler(&logged, nil)).Info("secrets", "s", s, "p", &s)
+	asJSON, err := json.Marshal(map[string]any{"s": s, "p": &s})
+	if err != nil {
+		t.Fatal(err)
+	}
+	rendered := []string{cfg.String(), fmt.Sprint(cfg), fmt.Sprintf("%v|%+v|%#v|%s", s, s, s, s), logged.String(), string(asJSON)}
 	for _, r := range rendered {
 		for _, secret := range []string{ldapPass, winrmPass, token} {
 			if strings.Contains(r, secret) {

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"os"
 	"strings"
 
@@ -72,6 +73,13 @@ func (s Secrets) String() string {
 }
 
 func (s Secrets) GoString() string { return "config.Secrets" + s.String() }
+
+// LogValue keeps slog from reflecting over the fields: a JSON handler
+// marshals a plain struct field by field, values included.
+func (s Secrets) LogValue() slog.Value { return slog.StringValue(s.String()) }
+
+// MarshalJSON renders the redacted form, never the values.
+func (s Secrets) MarshalJSON() ([]byte, error) { return []byte(fmt.Sprintf("%q", s.String())), nil }
 
 // ReadSecrets reads every secret c configures, and reports every one that
 // cannot be read (joined). Call it at start and on reload, after Load.
