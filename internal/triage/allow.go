@@ -184,6 +184,15 @@ func normalizeGlob(p string) string {
 	return exe
 }
 
+// typeUserServiceInstance is SERVICE_USERSERVICE_INSTANCE: the SCM sets it
+// on the per-user copies it makes of a template at logon. A service created
+// with sc.exe type= userown / usershare is a template (0x50 / 0x60), not an
+// instance, and is not covered by the per-user default.
+const typeUserServiceInstance = 0x80
+
+// perUserInstanceName is "<template>_<logon LUID in hex>", e.g. CDPUserSvc_4a8c1.
+var perUserInstanceName = regexp.MustCompile(`(?i)^[a-z0-9]+_[0-9a-f]{4,8}$`)
+
 // builtinAllow is the default allowlist of known benign noise
 // (config default_allow: false turns it off).
 func builtinAllow() []*allowance {
@@ -209,8 +218,9 @@ func builtinAllow() []*allowance {
 			name:   mustGlob("*_*"),
 			kinds:  []inventory.Kind{inventory.KindInstalled, inventory.KindEphemeral, inventory.KindSilent, inventory.KindRemoved},
 			extra: func(s *subject) bool {
-				return s.svcType&0xC0 != 0 && s.dir == `c:\windows\system32` &&
-					(s.base == "svchost.exe" || s.base == "credentialenrollmentmanager.exe")
+				return s.svcType&typeUserServiceInstance != 0 && perUserInstanceName.MatchString(s.keyName()) &&
+					s.dir == `c:\windows\system32` && (s.base == "svchost.exe" || s.base == "credentialenrollmentmanager.exe") &&
+					(s.dll == "" || inventory.DirName(s.dll) == `c:\windows\system32`)
 			},
 		},
 	}

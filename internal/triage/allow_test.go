@@ -18,6 +18,16 @@ func TestAllowlist(t *testing.T) {
 	fakeMpksl := install("MpKsl1234abcd", `C:\Users\Public\MpKslDrv.sys`, driver)
 	perUser := install("CDPUserSvc_b0b5d", `C:\windows\system32\svchost.exe -k UnistackSvcGroup`, bySystem, func(f *inventory.Finding) { f.Service.Type = 0xe0 })
 	fakePerUser := install("Evil_b0b5d", `C:\Users\Public\evil.exe`, func(f *inventory.Finding) { f.Service.Type = 0xe0 })
+	// sc.exe create evil_1 type= userown binPath= "...svchost.exe -k x": a
+	// template type (0x50), not an instance the SCM made at logon.
+	userownTemplate := install("evil_1a2b3", `C:\Windows\System32\svchost.exe -k evilgroup`, bySystem, func(f *inventory.Finding) { f.Service.Type = 0x50 })
+	// An instance-shaped svchost service whose ServiceDll sits in a user folder.
+	instanceUserDLL := install("CDPUserSvc_b0b5d", `C:\windows\system32\svchost.exe -k UnistackSvcGroup`, bySystem, func(f *inventory.Finding) {
+		f.Service.Type = 0xe0
+		f.Service.ServiceDLL = `C:\Users\Public\evil.dll`
+	})
+	// The underscore is only in the display name.
+	displayUnderscore := install("evilsvc", `C:\Windows\System32\svchost.exe -k evilgroup`, bySystem, display("Evil_b0b5d"), func(f *inventory.Finding) { f.Service.Type = 0xe0 })
 	unreachable := inventory.Finding{Kind: inventory.KindUnreachable, Host: member, At: t0}
 
 	entry := func(mod func(*config.Allow)) config.Allow {
@@ -76,6 +86,9 @@ func TestAllowlist(t *testing.T) {
 		{"default: MpKsl name from a user folder is not Defender", nil, true, fakeMpksl, ""},
 		{"default: per-user service instance", nil, true, perUser, "default:per-user-service"},
 		{"default: per-user shape from a user folder is not Windows", nil, true, fakePerUser, ""},
+		{"default: a userown template made with sc.exe is not an instance", nil, true, userownTemplate, ""},
+		{"default: per-user instance with a ServiceDll outside system32", nil, true, instanceUserDLL, ""},
+		{"default: per-user shape only in the display name", nil, true, displayUnderscore, ""},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

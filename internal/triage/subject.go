@@ -135,6 +135,21 @@ func appendName(names []string, n string) []string {
 	return append(names, n)
 }
 
+// keyName is the service's key name (lower case): the registry key, which
+// the display name and a 7045's service name may differ from.
+func (s *subject) keyName() string {
+	switch {
+	case s.f.Service != nil:
+		return strings.ToLower(s.f.Service.Name)
+	case s.f.Previous != nil:
+		return strings.ToLower(s.f.Previous.Name)
+	}
+	if len(s.names) > 0 {
+		return s.names[len(s.names)-1]
+	}
+	return ""
+}
+
 // text is everything a name or path pattern may be found in.
 func (s *subject) text() string {
 	return strings.Join(s.names, " ") + " " + s.cmdline + " " + s.dll
