@@ -11,6 +11,25 @@
 // per host-poll and peak RSS, HTTP requests and bytes on the wire per
 // host-poll (counted at the lab's listener), and detection latency from an
 // injected psexec to the Slack sink.
+//
+// How it measures:
+//   - The lab (svcwatch bench --serve-lab) runs in a child process, so
+//     getrusage and VmHWM cover the poller alone; the Slack sink lives there too.
+//   - CPU is getrusage(RUSAGE_SELF) user+sys summed over the polling of each
+//     cycle (not the waits between cycles); "after the first cycle" leaves
+//     out the baseline, which opens every connection and sends every inventory.
+//   - Peak RSS is VmHWM, reset through /proc/self/clear_refs at the start of
+//     each mode; both mode runs naive first, then ours, and prints ours first.
+//   - Bytes on the wire are TCP payload bytes at the lab's listener (TLS
+//     records and handshakes included), attributed to the host named by the
+//     connection's first request; HTTP requests include NTLM handshake legs.
+//   - A host-poll is "with a change" when a psexec was injected between the
+//     host's previous poll and this one; polls during which an injection
+//     happened are left out of both idle and change figures.
+//   - Detection latency runs from the lab applying the scenario to the sink
+//     accepting the first message naming the host (ours: chat.postMessage
+//     through the outbox, drained every second like poller.Run's delivery
+//     loop; naive: an incoming-webhook post from its in-memory diff).
 package bench
 
 import (
