@@ -155,7 +155,49 @@ func canonicalExe(exe string) string {
 	for strings.Contains(e, `\\`) {
 		e = strings.ReplaceAll(e, `\\`, `\`)
 	}
-	return lead + e
+	return lead + dropDotSegments(e, unc)
+}
+
+// dropDotSegments resolves "." and ".." folders as Windows does when it
+// opens the file, so c:\windows\..\users\public\x.exe is judged by where
+// it really is, not by its c:\windows prefix. The drive (or a UNC path's
+// server and share) is never removed; a relative path keeps leading "..".
+func dropDotSegments(p string, unc bool) string {
+	if !strings.Contains(p, ".") {
+		return p
+	}
+	segs := strings.Split(p, `\`)
+	root := 0
+	switch {
+	case unc:
+		root = min(2, len(segs))
+	case len(segs[0]) == 2 && segs[0][1] == ':':
+		root = 1
+	}
+	out := append(make([]string, 0, len(segs)), segs[:root]...)
+	changed := false
+	for _, s := range segs[root:] {
+		switch s {
+		case ".":
+			changed = true
+			continue
+		case "..":
+			switch {
+			case len(out) > root && out[len(out)-1] != "..":
+				out = out[:len(out)-1]
+				changed = true
+				continue
+			case root > 0:
+				changed = true
+				continue // above the root is the root
+			}
+		}
+		out = append(out, s)
+	}
+	if !changed {
+		return p
+	}
+	return strings.Join(out, `\`)
 }
 
 // BaseName is the file name of a normalised path ("c:\x\y.exe" → "y.exe").

@@ -36,6 +36,14 @@ func TestNormalizeImagePath(t *testing.T) {
 		{`"unterminated`, `unterminated`, ``},
 		{``, ``, ``},
 		{"C:\\x\x00.exe", `c:\x.exe`, ``},
+		// Dot folders are resolved: the prefix must not vouch for the real place.
+		{`C:\Windows\System32\..\..\Users\Public\evil.exe -x`, `c:\users\public\evil.exe`, `-x`},
+		{`"%SystemRoot%\.\System32\..\Temp\a.exe"`, `c:\windows\temp\a.exe`, ``},
+		{`\??\C:\..\..\x.sys`, `c:\x.sys`, ``},
+		{`\\srv\share\..\..\x.exe`, `\\srv\share\x.exe`, ``},
+		{`..\..\x.exe`, `..\..\x.exe`, ``},
+		{`a\..\..\x.exe`, `..\x.exe`, ``},
+		{`C:\Program Files\Vendor.Name\v1.2\agent.exe`, `c:\program files\vendor.name\v1.2\agent.exe`, ``},
 	}
 	for _, tt := range tests {
 		exe, args := NormalizeImagePath(tt.in)

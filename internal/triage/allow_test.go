@@ -16,6 +16,7 @@ func TestAllowlist(t *testing.T) {
 	sqlAgent := install("SQLAgent", `"C:\Program Files\SQL\agent.exe"`, account(`CORP\svc_sql`), bySystem)
 	mpksl := install("MpKsla2c6dbc0", `C:\ProgramData\Microsoft\Windows Defender\Definition Updates\{594DF311-C899-40AF-8AB8-3A6F47377D5E}\MpKslDrv.sys`, driver, bySystem)
 	fakeMpksl := install("MpKsl1234abcd", `C:\Users\Public\MpKslDrv.sys`, driver)
+	dotsMpksl := install("MpKsl1234abcd", `C:\ProgramData\Microsoft\Windows Defender\Definition Updates\x\..\..\..\..\..\Users\Public\MpKslDrv.sys`, driver, bySystem)
 	perUser := install("CDPUserSvc_b0b5d", `C:\windows\system32\svchost.exe -k UnistackSvcGroup`, bySystem, func(f *inventory.Finding) { f.Service.Type = 0xe0 })
 	fakePerUser := install("Evil_b0b5d", `C:\Users\Public\evil.exe`, func(f *inventory.Finding) { f.Service.Type = 0xe0 })
 	// sc.exe create evil_1 type= userown binPath= "...svchost.exe -k x": a
@@ -84,6 +85,7 @@ func TestAllowlist(t *testing.T) {
 		{"default: Defender MpKsl driver", nil, true, mpksl, "default:defender-mpksl"},
 		{"default off: MpKsl reported", nil, false, mpksl, ""},
 		{"default: MpKsl name from a user folder is not Defender", nil, true, fakeMpksl, ""},
+		{"default: a Defender prefix climbing out with .. is not Defender", nil, true, dotsMpksl, ""},
 		{"default: per-user service instance", nil, true, perUser, "default:per-user-service"},
 		{"default: per-user shape from a user folder is not Windows", nil, true, fakePerUser, ""},
 		{"default: a userown template made with sc.exe is not an instance", nil, true, userownTemplate, ""},
