@@ -59,7 +59,13 @@ func (s *ntlmRoundTripper) host(host string) (*ntlmtransport.Transport, error) {
 	if tr, ok := s.hosts[host]; ok {
 		return tr, nil
 	}
-	tr, err := ntlmtransport.New(s.opts)
+	// The AUTHENTICATE names the service it is for (MsvAvTargetName, as
+	// Windows clients send it): a host that relays our authentication to
+	// another service cannot pass it off as meant for that one where the
+	// target checks the name (extended protection, SPN hardening).
+	opts := s.opts
+	opts.NTLM.TargetSPN = "HTTP/" + host
+	tr, err := ntlmtransport.New(opts)
 	if err != nil {
 		return nil, err
 	}
