@@ -138,6 +138,8 @@ func steadyGoroutines() int {
 	return last
 }
 
+// TestSoak counts the whole process's goroutines and sockets: it must not
+// run in parallel with other tests (no t.Parallel here or beside it).
 func TestSoak(t *testing.T) {
 	if testing.Short() {
 		t.Skip("soak: 50 simulated hosts for about half a minute")
