@@ -45,6 +45,7 @@ func TestLoadBad(t *testing.T) {
 		{"bad-slack-both.yaml", `config: testdata/bad-slack-both.yaml:12: slack.webhook_url_env: a bot token and a webhook are both set; keep one (a token can route by severity, a webhook cannot)`},
 		{"bad-slack-severity.yaml", "config: testdata/bad-slack-severity.yaml:12: slack.min_severity: \"severe\" is not one of info, low, medium, high, critical; fix the spelling\n" +
 			"config: testdata/bad-slack-severity.yaml:14: slack.routes[0].min_severity: \"hihg\" is not one of info, low, medium, high, critical; fix the spelling"},
+		{"bad-slack-api-http.yaml", `config: testdata/bad-slack-api-http.yaml:12: slack.api_url: "http://slack-proxy.corp.example/api/" is plain http to another machine: the bot token would cross the network in clear; use https (plain http is accepted on loopback only, for a local test server)`},
 		{"bad-webhook-routes.yaml", `config: testdata/bad-webhook-routes.yaml:12: slack.routes[0]: routes post to other channels, which only a bot token can do; use slack.token_env or slack.token_file instead of a webhook, or remove routes`},
 		{"bad-allow-expires.yaml", `config: testdata/bad-allow-expires.yaml:15: allow[0].expires: "30/06/2027" is not a date; write YYYY-MM-DD, e.g. 2027-06-30`},
 		{"bad-allow-regex.yaml", "config: testdata/bad-allow-regex.yaml:13: allow[0].path: /c:\\\\(unclosed/ does not compile as a regular expression (error parsing regexp: missing closing ): `c:\\\\(unclosed`); fix it, or write a glob without the surrounding slashes"},

@@ -471,8 +471,11 @@ func (v *validator) slack(s *Slack) {
 	}
 	if s.APIURL != "" {
 		u, err := url.Parse(s.APIURL)
-		if err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
+		switch {
+		case err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "":
 			v.errorf(p+".api_url", "%q is not an http(s) URL; remove it to use https://slack.com/api/", s.APIURL)
+		case u.Scheme == "http" && !loopbackHost(u.Hostname()):
+			v.errorf(p+".api_url", "%q is plain http to another machine: the bot token would cross the network in clear; use https (plain http is accepted on loopback only, for a local test server)", s.APIURL)
 		}
 	}
 	if _, err := inventory.ParseSeverity(s.MinSeverity); err != nil {
@@ -556,4 +559,13 @@ func (c *Config) Warnings() []string {
 		w = append(w, "winrm uses basic auth over http: the password crosses the network in clear text")
 	}
 	return w
+}
+
+// loopbackHost reports whether host (from a URL) names this machine's loopback.
+func loopbackHost(host string) bool {
+	if strings.EqualFold(host, "localhost") {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
 }
