@@ -30,8 +30,14 @@ import (
 	"github.com/svcwatch/svcwatch/internal/lab/slacksink"
 )
 
-// svcwatchBin is the binary TestMain builds.
-var svcwatchBin string
+// The process tests' binary: built once, on first use, into a directory
+// TestMain removes at the end.
+var (
+	binDir      string
+	binOnce     sync.Once
+	svcwatchBin string
+	binBuildErr error
+)
 
 func TestMain(m *testing.M) {
 	dir, err := os.MkdirTemp("", "svcwatch-bin-")
@@ -39,20 +45,32 @@ func TestMain(m *testing.M) {
 		fmt.Fprintln(os.Stderr, "process tests: temp dir:", err)
 		os.Exit(1)
 	}
-	svcwatchBin = filepath.Join(dir, "svcwatch")
-	goTool := filepath.Join(runtime.GOROOT(), "bin", "go")
-	if _, err := os.Stat(goTool); err != nil {
-		goTool = "go"
-	}
-	build := exec.Command(goTool, "build", "-o", svcwatchBin, ".")
-	if out, err := build.CombinedOutput(); err != nil {
-		fmt.Fprintf(os.Stderr, "process tests: go build: %v\n%s", err, out)
-		os.RemoveAll(dir)
-		os.Exit(1)
-	}
+	binDir = dir
 	code := m.Run()
 	os.RemoveAll(dir)
 	os.Exit(code)
+}
+
+// binary builds svcwatch (plain go build) the first time a test needs it.
+func binary(t *testing.T) string {
+	t.Helper()
+	binOnce.Do(func() {
+		goTool := filepath.Join(runtime.GOROOT(), "bin", "go")
+		if _, err := os.Stat(goTool); err != nil {
+			goTool = "go"
+		}
+		out := filepath.Join(binDir, "svcwatch")
+		build := exec.Command(goTool, "build", "-o", out, ".")
+		if b, err := build.CombinedOutput(); err != nil {
+			binBuildErr = fmt.Errorf("go build: %v\n%s", err, b)
+			return
+		}
+		svcwatchBin = out
+	})
+	if binBuildErr != nil {
+		t.Fatal(binBuildErr)
+	}
+	return svcwatchBin
 }
 
 // lockedBuffer collects a child's output.
@@ -87,7 +105,7 @@ type proc struct {
 func startProc(t *testing.T, args ...string) *proc {
 	t.Helper()
 	p := &proc{t: t, name: strings.Join(args, " "), done: make(chan struct{})}
-	p.cmd = exec.Command(svcwatchBin, args...)
+	p.cmd = exec.Command(binary(t), args...)
 	p.cmd.Stdout, p.cmd.Stderr = &p.stdout, &p.stderr
 	p.cmd.Env = os.Environ()
 	if err := p.cmd.Start(); err != nil {
