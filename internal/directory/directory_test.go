@@ -19,6 +19,7 @@ import (
 	"strings"
 	"testing"
 	"time"
+	"unicode/utf8"
 
 	"github.com/svcwatch/svcwatch/internal/config"
 	"github.com/svcwatch/svcwatch/internal/inventory"
@@ -504,5 +505,38 @@ func TestWithoutLDAP(t *testing.T) {
 	acct, err := d.ResolveSID(t.Context(), "S-1-5-21-1-2-3-500")
 	if err != nil || acct.SID != "S-1-5-21-1-2-3-500" || acct.Name != "" || acct.Privileged {
 		t.Fatalf("domain SID without LDAP: %+v %v", acct, err)
+	}
+}
+
+// AD text a computer's owner controls (its OS string, a name in a warning)
+// reaches terminals and Slack: no escape sequences, bidi overrides or broken
+// UTF-8 survive, and it stays short.
+func TestDiscoverCleansHostileDirectoryText(t *testing.T) {
+	l := startLab(t, nil)
+	hostileOS := "Windows\x1b[2J\x1b]8;;http://x\x07 Server\u202e2022" + strings.Repeat("é", 300)
+	if err := l.dir.Replace("CN=DC2,OU=Domain Controllers,"+labBase, "operatingSystem", hostileOS); err != nil {
+		t.Fatal(err)
+	}
+	if err := l.dir.Add("CN=NONAME,OU=Domain Controllers,"+labBase, map[string][]string{
+		"objectClass": {"computer"}, "sAMAccountName": {"EVIL\x1b[31m$"}, "userAccountControl": {"532480"},
+	}); err != nil {
+		t.Fatal(err)
+	}
+	res, err := mustNew(t, l.config()).Discover(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	i := slices.IndexFunc(res.Hosts, func(h inventory.Host) bool { return h.Name == "dc2.lab.example" })
+	if i < 0 {
+		t.Fatalf("dc2 missing: %v", res.Hosts)
+	}
+	texts := append([]string{res.Hosts[i].OS}, res.Warnings...)
+	for _, s := range texts {
+		if strings.ContainsAny(s, "\x1b\x07\u202e") || !utf8.ValidString(s) {
+			t.Errorf("unsafe text kept: %q", s)
+		}
+	}
+	if os := res.Hosts[i].OS; len(os) > 256+len("…") || !strings.HasPrefix(os, "Windows?[2J?]8;;http://x? Server?2022") {
+		t.Errorf("OS = %q", os)
 	}
 }
