@@ -60,6 +60,9 @@ type Dispatcher struct {
 	PageSize    int           // outbox entries read at a time (500)
 	// Sleep waits d or until ctx is done; tests replace it.
 	Sleep func(ctx context.Context, d time.Duration) error
+	// OnFailure, when set, is told about every failed attempt with its class
+	// ("transient", "rate_limited", "destination", "rejected"), for metrics.
+	OnFailure func(class string)
 }
 
 // unit is one message to send: a single finding or one batch as a digest.
@@ -223,6 +226,9 @@ func (d *Dispatcher) deliver(ctx context.Context, u unit) error {
 			}
 		}
 		wait, class := d.classify(err)
+		if d.OnFailure != nil {
+			d.OnFailure(class.String())
+		}
 		switch class {
 		case classDestination:
 			return fmt.Errorf("%w: %s", ErrDestination, describe(err, d.Notifier.ChannelFor(topSeverity(u.findings))))
@@ -267,6 +273,20 @@ const (
 	classDestination                 // token, channel, webhook refused: stop
 	classRejected                    // this message's content refused
 )
+
+func (c errClass) String() string {
+	switch c {
+	case classTransient:
+		return "transient"
+	case classRateLimited:
+		return "rate_limited"
+	case classDestination:
+		return "destination"
+	case classRejected:
+		return "rejected"
+	}
+	return "unknown"
+}
 
 // Slack API error codes by what they mean for delivery.
 var (

@@ -129,7 +129,9 @@ func TestDrainSurvivesOutageAndRateLimitsExactlyOnceInOrder(t *testing.T) {
 	s.Fail(503, 20)
 	s.RateLimit(3*time.Second, 3)
 	sl := &fakeSleep{}
-	d := &Dispatcher{Outbox: ob, Notifier: newNotifier(t, tokenConfig(s), s.Token()), Sleep: sl.Sleep}
+	failures := map[string]int{}
+	d := &Dispatcher{Outbox: ob, Notifier: newNotifier(t, tokenConfig(s), s.Token()), Sleep: sl.Sleep,
+		OnFailure: func(class string) { failures[class]++ }}
 
 	total, drains := 0, 0
 	for ob.pending() > 0 && drains < 10 {
@@ -166,6 +168,9 @@ func TestDrainSurvivesOutageAndRateLimitsExactlyOnceInOrder(t *testing.T) {
 	}
 	if len(ob.attempts[1]) != 23 {
 		t.Errorf("outbox recorded %d failed attempts for the first finding, want 23", len(ob.attempts[1]))
+	}
+	if failures["transient"] != 20 || failures["rate_limited"] != 3 || len(failures) != 2 {
+		t.Errorf("OnFailure saw %v, want 20 transient and 3 rate_limited", failures)
 	}
 }
 

@@ -47,7 +47,7 @@ func NewMetrics(outboxDepth func() float64, classify func(error) string) *Metric
 			Name: "svcwatch_discoveries_total", Help: "Discoveries by result.",
 		}, []string{"result"}),
 		SlackErrors: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "svcwatch_slack_errors_total", Help: "Failed Slack deliveries by error.",
+			Name: "svcwatch_slack_errors_total", Help: "Failed Slack delivery attempts by class (transient, rate_limited, destination, rejected).",
 		}, []string{"error"}),
 		classifyFailure: classify,
 	}

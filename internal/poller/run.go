@@ -83,6 +83,10 @@ func (p *Poller) Run(ctx context.Context) error {
 func (p *Poller) deliverLoop(ctx context.Context) {
 	t := p.opts.Clock.NewTicker(p.opts.DeliveryInterval)
 	defer t.Stop()
+	// Findings a previous process committed but did not deliver go out first.
+	if err := p.Deliver(ctx); err != nil && ctx.Err() == nil {
+		p.opts.Logger.Warn("delivery", "err", err)
+	}
 	for {
 		select {
 		case <-ctx.Done():

@@ -96,7 +96,7 @@ func Open(ctx context.Context, cfg *config.Config, bo BuildOptions) (*Service, e
 			return nil, fmt.Errorf("slack: %w", err)
 		}
 		svc.Notifier = n
-		disp = &countingDispatcher{d: &notify.Dispatcher{Outbox: outbox{st}, Notifier: n, Logger: log.With("part", "notify")}, m: svc.Metrics}
+		disp = &notify.Dispatcher{Outbox: outbox{st}, Notifier: n, Logger: log.With("part", "notify"), OnFailure: svc.Metrics.SlackError}
 	} else {
 		log.Warn("slack is not configured: findings are stored but not sent")
 	}
@@ -203,20 +203,6 @@ func (o outbox) Attempted(ctx context.Context, seq int64, errText string) error 
 	return o.s.Attempted(ctx, seq, errText)
 }
 
-// countingDispatcher counts delivery failures in the metrics.
-type countingDispatcher struct {
-	d *notify.Dispatcher
-	m *Metrics
-}
-
-func (c *countingDispatcher) Drain(ctx context.Context) (int, error) {
-	n, err := c.d.Drain(ctx)
-	if err != nil && ctx.Err() == nil {
-		c.m.SlackError(slackErrorClass(err))
-	}
-	return n, err
-}
-
 func firstNonEmpty(vs ...string) string {
 	for _, v := range vs {
 		if v != "" {
@@ -224,16 +210,4 @@ func firstNonEmpty(vs ...string) string {
 		}
 	}
 	return ""
-}
-
-func slackErrorClass(err error) string {
-	switch {
-	case errors.Is(err, notify.ErrDestination):
-		return "destination"
-	case errors.Is(err, notify.ErrRejected):
-		return "rejected"
-	case errors.Is(err, notify.ErrUnavailable):
-		return "unavailable"
-	}
-	return "other"
 }
