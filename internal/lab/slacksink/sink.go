@@ -177,6 +177,13 @@ func (s *Sink) Reject(code string, count int) {
 	s.inject(fault{status: http.StatusOK, code: code, left: count})
 }
 
+// Recover drops every queued failure: the next request is accepted.
+func (s *Sink) Recover() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.faults = nil
+}
+
 func (s *Sink) inject(f fault) {
 	if f.left <= 0 {
 		return
@@ -572,6 +579,10 @@ func (s *Sink) Handler() http.Handler {
 		}
 		s.Reject(code, count)
 		writeJSON(w, http.StatusOK, map[string]any{"error": code, "count": count})
+	})
+	mux.HandleFunc("DELETE /slack/faults", func(w http.ResponseWriter, r *http.Request) {
+		s.Recover()
+		writeJSON(w, http.StatusOK, map[string]any{"faults": 0})
 	})
 	mux.HandleFunc("GET /slack/messages", func(w http.ResponseWriter, r *http.Request) {
 		msgs := s.Messages()

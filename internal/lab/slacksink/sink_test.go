@@ -281,6 +281,14 @@ func TestControlRoutes(t *testing.T) {
 	if live := got[0].Live(); len(live) != 1 || !strings.HasPrefix(live[0], "/text: raw '<'") {
 		t.Errorf("Live = %q, want the raw mention in /text", live)
 	}
+	// DELETE /slack/faults drops queued failures: the sink recovers at once.
+	do("POST", "/slack/fail?status=503&count=1000")
+	if r := do("DELETE", "/slack/faults"); r.StatusCode != 200 {
+		t.Fatalf("delete faults: %d", r.StatusCode)
+	}
+	if _, _, err := c.PostMessage(s.Channel(), slack.MsgOptionText("after", false)); err != nil {
+		t.Fatalf("still failing after DELETE /slack/faults: %v", err)
+	}
 }
 
 func TestWaitAndSubscribe(t *testing.T) {
