@@ -64,6 +64,9 @@ type detector struct {
 	first bool
 	at    time.Time // observation time for inventory findings
 	gapTo uint64    // the log lost records up to here (a wrap or a deletion)
+	// rewind: the log restarted and refilled past the watermark; the records
+	// of the new log up to it are read on the next poll (watermark 0).
+	rewind bool
 
 	cur      []Service
 	curIdx   serviceIndex
@@ -113,6 +116,10 @@ func (d *detector) run() (State, []Finding) {
 		}
 	case reset:
 		next.Watermark = maxRec
+	case d.rewind:
+		// Events re-read next time keep their IDs (record id and time), so
+		// those already reported now are not reported twice.
+		next.Watermark = 0
 	default:
 		next.Watermark = max(d.prev.Watermark, maxRec, d.gapTo)
 	}
@@ -256,7 +263,8 @@ func (d *detector) checkLog() (*Finding, bool) {
 		return tamper(fmt.Sprintf("System log record ids went backwards: newest record %d is below the last one processed, %d; the log was cleared or replaced",
 			lg.NewestRecord, w), "backwards", u(w), u(lg.NewestRecord), u(lg.OldestRecord)), true
 	case pl.OldestRecord > 0 && lg.OldestRecord > 0 && lg.OldestRecord < pl.OldestRecord:
-		return tamper(fmt.Sprintf("System log restarted: its oldest record moved back from %d to %d; the log was cleared or replaced and records up to %d of the new log were not read",
+		d.rewind = true
+		return tamper(fmt.Sprintf("System log restarted: its oldest record moved back from %d to %d; the log was cleared or replaced, and its records up to %d are read on the next poll",
 			pl.OldestRecord, lg.OldestRecord, w), "restarted", u(pl.OldestRecord), u(lg.OldestRecord), u(w)), false
 	case w > 0 && lg.OldestRecord > w+1:
 		d.gapTo = lg.OldestRecord - 1 // reported once: the next poll starts after the gap

@@ -229,7 +229,7 @@ func TestDetect(t *testing.T) {
 			prev:      State{Baselined: true, Watermark: 30, Digest: "aaaa", Services: baseline, Log: LogInfo{OldestRecord: 20, NewestRecord: 30, MaxBytes: 20 << 20, Retention: "circular"}},
 			obs:       Observation{At: t0, Log: LogInfo{OldestRecord: 1, NewestRecord: 90, MaxBytes: 20 << 20, Retention: "circular"}, Digest: "aaaa"},
 			want:      []want{{kind: KindTamper, detail: "oldest record moved back from 20 to 1"}},
-			watermark: 30, baselined: true,
+			watermark: 0, baselined: true, // the new log's records 1..30 are read next time
 		},
 		{
 			name:      "tamper: gap in a log that never overwrites",
@@ -558,5 +558,49 @@ func TestScopeFindingsFlapping(t *testing.T) {
 		}
 		seen[fs[0].ID] = true
 		at = at.Add(time.Hour)
+	}
+}
+
+// A log cleared and refilled past the watermark between two polls: the
+// attacker's install at record 2 of the new log is below the watermark. It
+// must still be reported (on the next poll, which re-reads the new log), and
+// what the first poll already reported must keep its IDs.
+func TestDetectLogRestartedPastWatermarkReadsTheNewLog(t *testing.T) {
+	prev := State{Host: dc01.Name, Baselined: true, Watermark: 30, Digest: "aaaa", Services: baseline,
+		Log: LogInfo{OldestRecord: 20, NewestRecord: 30, MaxBytes: 20 << 20, Retention: "circular"}}
+	newLog := LogInfo{OldestRecord: 1, NewestRecord: 90, MaxBytes: 20 << 20, Retention: "circular"}
+	clear := ev104(1, t0.Add(-10*time.Minute))
+	hidden := ev7045(2, t0.Add(-9*time.Minute), "EvilSvc", `C:\Users\Public\e.exe`)
+	later := ev7045(35, t0.Add(-time.Minute), "Later", `C:\l.exe`)
+
+	// Poll 1: the host answers from the watermark on.
+	st, fs := Detect(dc01, prev, Observation{At: t0, Log: newLog, Digest: "aaaa", Events: []Event{later}}, opts())
+	first := map[string]Kind{}
+	for _, f := range fs {
+		first[f.ID] = f.Kind
+	}
+	if len(fs) != 2 || st.Watermark != 0 {
+		t.Fatalf("poll 1: watermark %d, findings:\n%s", st.Watermark, dump(fs))
+	}
+	// Poll 2: watermark 0, so the host answers the whole (recent) new log.
+	o := opts()
+	o.Now = t0.Add(time.Minute)
+	st, fs = Detect(dc01, st, Observation{At: o.Now, Log: newLog, Digest: "aaaa", Events: []Event{clear, hidden, later}}, o)
+	var sawHidden bool
+	for _, f := range fs {
+		if f.Service != nil && f.Service.Name == "EvilSvc" {
+			sawHidden = true
+		}
+		if f.Service != nil && f.Service.Name == "Later" {
+			if _, ok := first[f.ID]; !ok {
+				t.Errorf("the re-read 7045 at record 35 got a new ID: it would be alerted twice")
+			}
+		}
+	}
+	if !sawHidden {
+		t.Errorf("the 7045 at record 2 of the new log was never reported:\n%s", dump(fs))
+	}
+	if st.Watermark != 35 {
+		t.Errorf("watermark after the re-read = %d, want 35", st.Watermark)
 	}
 }
