@@ -22,7 +22,6 @@ const (
 	ruleBitAnd          = "1.2.840.113556.1.4.803"
 	ruleInChain         = "1.2.840.113556.1.4.1941"
 	maxHosts            = 100000
-	maxHostNameLen      = 253
 	filterEnabled       = "(!(userAccountControl:" + ruleBitAnd + ":=2))"
 	filterComputer      = "(objectCategory=computer)"
 	filterDomainControl = "(|(userAccountControl:" + ruleBitAnd + ":=8192)(userAccountControl:" + ruleBitAnd + ":=67108864))"
@@ -267,7 +266,7 @@ func (d *Directory) hostFromEntry(e *ldap.Entry, warn func(string, ...any)) (inv
 			clip(e.DN), clip(e.GetAttributeValue("sAMAccountName")))
 		return inventory.Host{}, false
 	}
-	if !validHostName(name) {
+	if !inventory.ValidHostName(name) {
 		warn("computer %s has an invalid dNSHostName %q and is not monitored", clip(e.DN), clip(name))
 		return inventory.Host{}, false
 	}
@@ -297,24 +296,6 @@ func clip(s string) string {
 		cut--
 	}
 	return s[:cut] + "…"
-}
-
-func validHostName(n string) bool {
-	if len(n) == 0 || len(n) > maxHostNameLen {
-		return false
-	}
-	for _, label := range strings.Split(n, ".") {
-		if label == "" || len(label) > 63 || label[0] == '-' || label[len(label)-1] == '-' {
-			return false
-		}
-		for i := 0; i < len(label); i++ {
-			ch := label[i]
-			if !(ch >= 'a' && ch <= 'z' || ch >= '0' && ch <= '9' || ch == '-' || ch == '_') {
-				return false
-			}
-		}
-	}
-	return true
 }
 
 // fileTime converts a Windows FILETIME (100 ns since 1601) to UTC.
@@ -369,7 +350,7 @@ func (d *Directory) staticHosts(c *conn, base string, hosts map[string]*inventor
 	}
 	for _, n := range static {
 		name := strings.ToLower(strings.TrimSuffix(strings.TrimSpace(n), "."))
-		if !validHostName(name) {
+		if !inventory.ValidHostName(name) {
 			warn("targets.hosts: %q is not a valid host name; skipped", clip(n))
 			continue
 		}
@@ -409,7 +390,7 @@ func (d *Directory) discoverStatic() Result {
 	seen := map[string]bool{}
 	for _, n := range t.Hosts {
 		name := strings.ToLower(strings.TrimSuffix(strings.TrimSpace(n), "."))
-		if !validHostName(name) {
+		if !inventory.ValidHostName(name) {
 			res.Warnings = append(res.Warnings, fmt.Sprintf("targets.hosts: %q is not a valid host name; skipped", clip(n)))
 			continue
 		}

@@ -51,6 +51,28 @@ type Host struct {
 	LastLogon time.Time `json:"last_logon,omitempty"`
 }
 
+// ValidHostName reports whether name can be a Host.Name: a lower-case DNS
+// host name (labels of a-z, 0-9, '-' and '_', not starting or ending with
+// '-', at most 63 bytes; at most 253 bytes in all). Host names come from AD,
+// which an attacker may have written to, and go into URLs, SPNs and logs.
+func ValidHostName(name string) bool {
+	if name == "" || len(name) > 253 {
+		return false
+	}
+	for _, label := range strings.Split(name, ".") {
+		if label == "" || len(label) > 63 || label[0] == '-' || label[len(label)-1] == '-' {
+			return false
+		}
+		for i := 0; i < len(label); i++ {
+			ch := label[i]
+			if !(ch >= 'a' && ch <= 'z' || ch >= '0' && ch <= '9' || ch == '-' || ch == '_') {
+				return false
+			}
+		}
+	}
+	return true
+}
+
 // IsDC reports whether the host is a writable or read-only domain controller.
 func (h Host) IsDC() bool {
 	for _, r := range h.Reasons {

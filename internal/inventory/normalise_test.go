@@ -108,3 +108,34 @@ func FuzzNormalizeImagePath(f *testing.F) {
 		_ = args
 	})
 }
+
+func TestValidHostName(t *testing.T) {
+	tests := []struct {
+		name string
+		ok   bool
+	}{
+		{"dc01.corp.example", true},
+		{"dc_01.corp.example", true},
+		{"dc01", true},
+		{strings.Repeat("a", 63) + ".example", true},
+		{strings.Repeat("a", 64) + ".example", false},
+		{strings.Repeat("a.", 126) + "a", true},
+		{strings.Repeat("a.", 127) + "a", false},
+		{"", false},
+		{"DC01.corp.example", false}, // callers lower-case first
+		{"dc01..corp", false},
+		{"dc01.corp.", false},
+		{"-dc01.corp", false},
+		{"dc01-.corp", false},
+		{"dc01.corp.example:5986", false},
+		{"dc01.corp.example/wsman?x", false},
+		{"dc01 corp", false},
+		{"dc01\x00.corp", false},
+		{"[::1]", false},
+	}
+	for _, tt := range tests {
+		if got := ValidHostName(tt.name); got != tt.ok {
+			t.Errorf("ValidHostName(%q) = %v, want %v", tt.name, got, tt.ok)
+		}
+	}
+}

@@ -180,19 +180,8 @@ func (c *Collector) Close() error {
 // checkHostName accepts DNS names only: the name goes into a URL and an SPN
 // and comes from AD, which an attacker may have written to.
 func checkHostName(h string) error {
-	if h == "" || len(h) > 253 {
-		return fmt.Errorf("%q is empty or longer than 253 characters", sanitize(h, 64))
-	}
-	for _, label := range strings.Split(h, ".") {
-		if label == "" || len(label) > 63 || label[0] == '-' {
-			return fmt.Errorf("%q is not a DNS host name", sanitize(h, 64))
-		}
-		for i := 0; i < len(label); i++ {
-			ch := label[i]
-			if !(ch >= 'a' && ch <= 'z' || ch >= '0' && ch <= '9' || ch == '-' || ch == '_') {
-				return fmt.Errorf("%q is not a DNS host name", sanitize(h, 64))
-			}
-		}
+	if !inventory.ValidHostName(h) {
+		return fmt.Errorf("%q is not a DNS host name", sanitize(h, 64))
 	}
 	return nil
 }
