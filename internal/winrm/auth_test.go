@@ -9,7 +9,9 @@ import (
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"encoding/pem"
+	"errors"
 	"math/big"
+	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
@@ -196,5 +198,46 @@ func TestKerberosPrincipal(t *testing.T) {
 	}
 	if _, err := newKerberosAuth(config.WinRM{Username: "u", KRB5Conf: krb5}, ""); err == nil || !strings.Contains(err.Error(), "keytab") {
 		t.Errorf("no password and no keytab: %v", err)
+	}
+}
+
+// A refused Kerberos login is not retried for every host: one bad password
+// would otherwise cost one failed pre-authentication per host per cycle and
+// lock the account out.
+func TestKerberosRefusedLoginHoldsOff(t *testing.T) {
+	krb5 := filepath.Join(t.TempDir(), "krb5.conf")
+	conf := "[libdefaults]\n default_realm = LAB.EXAMPLE\n[realms]\n LAB.EXAMPLE = {\n  kdc = 127.0.0.1:1\n }\n"
+	if err := os.WriteFile(krb5, []byte(conf), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	ka, err := newKerberosAuth(config.WinRM{Auth: "kerberos", Username: "svcwatch", KRB5Conf: krb5}, "wrong-password")
+	if err != nil {
+		t.Fatal(err)
+	}
+	now := time.Date(2026, 12, 4, 16, 0, 0, 0, time.UTC)
+	ka.now = func() time.Time { return now }
+	logins := 0
+	ka.login = func() error { logins++; return errors.New("KDC_ERR_PREAUTH_FAILED") }
+	for i, host := range []string{"dc01.lab.example", "dc02.lab.example", "dc03.lab.example"} {
+		req, _ := http.NewRequest(http.MethodPost, "https://"+host+"/wsman", nil)
+		err := ka.authorize(req, host)
+		if !errorsIs(err, ErrAuth) || !strings.Contains(err.Error(), "KDC_ERR_PREAUTH_FAILED") {
+			t.Fatalf("host %d: err = %v, want ErrAuth with the KDC's reason", i, err)
+		}
+		now = now.Add(time.Minute)
+	}
+	if logins != 1 {
+		t.Errorf("%d logins for 3 hosts within the hold-off, want 1", logins)
+	}
+	now = now.Add(loginHoldOff)
+	req, _ := http.NewRequest(http.MethodPost, "https://dc01.lab.example/wsman", nil)
+	_ = ka.authorize(req, "dc01.lab.example")
+	if logins != 2 {
+		t.Errorf("%d logins after the hold-off, want 2", logins)
+	}
+	ka.close()
+	_ = ka.authorize(req, "dc01.lab.example")
+	if logins != 3 {
+		t.Errorf("Close (a config reload) should allow a new login at once: %d logins", logins)
 	}
 }

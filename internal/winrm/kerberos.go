@@ -29,6 +29,12 @@ type ticketSource interface {
 // client again (which answers from its cache until the ticket expires).
 const ticketReuse = 10 * time.Minute
 
+// loginHoldOff is how long a refused Kerberos login is not retried. Every
+// poll of every host asks for a login while there is none: without a pause,
+// a wrong password would send one failed pre-authentication per host and
+// lock the account within the first cycle.
+const loginHoldOff = 5 * time.Minute
+
 // kerberosAuth sets a SPNEGO (Negotiate) header with an AP-REQ for
 // HTTP/<host> on each request. One login (TGT) per Collector, one service
 // ticket per host, each AP-REQ with a fresh authenticator.
@@ -40,6 +46,9 @@ type kerberosAuth struct {
 	login    func() error
 	now      func() time.Time
 	cache    map[string]cachedTicket // by SPN
+
+	loginErr    error     // the last refused login, returned until loginHoldOff passes
+	loginFailed time.Time // when it was refused
 }
 
 type cachedTicket struct {
@@ -90,10 +99,15 @@ func (k *kerberosAuth) authorize(req *http.Request, host string) error {
 	k.mu.Lock()
 	defer k.mu.Unlock()
 	if !k.loggedIn {
-		if err := k.login(); err != nil {
-			return fmt.Errorf("%w: Kerberos login (AS exchange) for %s: %v; check the password or keytab, the realm, and that the KDCs in krb5_conf are reachable", ErrAuth, k.cl.Credentials.UserName(), err)
+		if k.loginErr != nil && k.now().Sub(k.loginFailed) < loginHoldOff {
+			return fmt.Errorf("%w (not retried before %s, so that the account is not locked out)", k.loginErr, k.loginFailed.Add(loginHoldOff).UTC().Format(time.RFC3339))
 		}
-		k.loggedIn = true
+		if err := k.login(); err != nil {
+			k.loginErr = fmt.Errorf("%w: Kerberos login (AS exchange) for %s: %v; check the password or keytab, the realm, and that the KDCs in krb5_conf are reachable", ErrAuth, k.cl.Credentials.UserName(), err)
+			k.loginFailed = k.now()
+			return k.loginErr
+		}
+		k.loggedIn, k.loginErr = true, nil
 	}
 	spn := "HTTP/" + strings.ToLower(host)
 	ct, ok := k.cache[spn]
@@ -127,6 +141,7 @@ func (k *kerberosAuth) close() {
 		k.cl.Destroy()
 		k.loggedIn = false
 	}
+	k.loginErr = nil
 	clear(k.cache)
 }
 
