@@ -34,6 +34,7 @@ type conn struct {
 	sess     *ntlm.Session // nil when not sealing
 	cbt      []byte        // MsvAvChannelBindings for a TLS connection
 	lastUsed time.Time
+	idle     *time.Timer // closes the connection after IdleTimeout unused (see armIdle)
 }
 
 // countingReader counts response bytes and refuses to read past a limit, so a
@@ -141,6 +142,7 @@ func (t *Transport) roundTrip(ctx context.Context, msg []byte) ([]byte, error) {
 			return nil, err
 		}
 		out, retry, err := t.send(ctx, ep, c, msg)
+		t.armIdle(c)
 		if err == nil {
 			return out, nil
 		}
@@ -194,6 +196,40 @@ func (t *Transport) connection(ctx context.Context, ep *endpoint) (*conn, bool, 
 	}
 	t.conn = c
 	return c, true, nil
+}
+
+// armIdle (re)starts c's idle timer: a connection nobody uses for
+// IdleTimeout is closed then, not when the next request finds it stale, so
+// hosts polled less often than that, or no longer polled at all, do not each
+// hold a socket open.
+func (t *Transport) armIdle(c *conn) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.conn != c {
+		return // dropped already
+	}
+	if c.idle == nil {
+		c.idle = time.AfterFunc(t.opts.IdleTimeout, func() { t.closeIdle(c) })
+		return
+	}
+	c.idle.Reset(t.opts.IdleTimeout)
+}
+
+// closeIdle closes c if it is still the current connection, not in use and
+// idle for IdleTimeout. A request in flight re-arms the timer when it ends.
+func (t *Transport) closeIdle(c *conn) {
+	select {
+	case t.sem <- struct{}{}:
+		defer func() { <-t.sem }()
+	default:
+		return
+	}
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.conn == c && time.Since(c.lastUsed) >= t.opts.IdleTimeout {
+		t.conn = nil
+		c.close()
+	}
 }
 
 // drop forgets c (if it is still the current connection) and closes it.

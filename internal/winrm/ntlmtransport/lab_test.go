@@ -762,3 +762,42 @@ func FuzzChallengeHeader(f *testing.F) {
 		}
 	})
 }
+
+// An unused connection is closed once IdleTimeout passes, without waiting
+// for a next request (a host that left the monitored set has none).
+func TestIdleConnectionClosedWithoutNextRequest(t *testing.T) {
+	ls := startLab(t, echo, false)
+	tr := newTransport(t, ls, Options{IdleTimeout: 100 * time.Millisecond})
+	current := func() *conn {
+		tr.mu.Lock()
+		defer tr.mu.Unlock()
+		return tr.conn
+	}
+	for _, m := range []string{"a", "b"} { // the second use re-arms the timer
+		if _, err := tr.base.RoundTrip([]byte(m)); err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(30 * time.Millisecond)
+	}
+	if n := ls.handshakes.Load(); n != 1 {
+		t.Fatalf("%d logons, want 1 (the connection is reused while in use)", n)
+	}
+	c := current()
+	if c == nil {
+		t.Fatal("no connection after two requests")
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for current() != nil && time.Now().Before(deadline) {
+		time.Sleep(20 * time.Millisecond)
+	}
+	if current() != nil {
+		t.Fatal("the idle connection is still held")
+	}
+	// The socket itself is closed, not just forgotten.
+	if _, err := c.nc.Write([]byte("x")); err == nil {
+		t.Error("the idle connection's socket is still open")
+	}
+	if out, err := tr.base.RoundTrip([]byte("c")); err != nil || !strings.HasSuffix(string(out), "body=c") {
+		t.Fatalf("after the idle close: %q, %v", out, err)
+	}
+}
