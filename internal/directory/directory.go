@@ -89,7 +89,7 @@ func New(cfg config.Directory, password string, logger *slog.Logger, opts ...Opt
 	for _, o := range opts {
 		o(d)
 	}
-	if !d.ldapEnabled() {
+	if !d.cfg.Enabled() {
 		// No LDAP: static hosts only; SIDs beyond the well-known stay unresolved.
 		if err := d.parseTargets(); err != nil {
 			return nil, err
@@ -156,9 +156,6 @@ func (d *Directory) parseTargets() error {
 	}
 	return nil
 }
-
-// ldapEnabled is false when neither urls nor domain is set: static hosts only.
-func (d *Directory) ldapEnabled() bool { return len(d.cfg.URLs) > 0 || d.cfg.Domain != "" }
 
 func (d *Directory) startTLS() bool { return d.cfg.StartTLS == nil || *d.cfg.StartTLS }
 

@@ -97,7 +97,7 @@ type selector struct {
 // whole discovery (a partial set would look like hosts leaving scope); the
 // caller keeps its last good set.
 func (d *Directory) Discover(ctx context.Context) (Result, error) {
-	if !d.ldapEnabled() {
+	if !d.cfg.Enabled() {
 		return d.discoverStatic(), nil
 	}
 	c, err := d.connect(ctx)

@@ -73,7 +73,7 @@ func (d *Directory) ResolveSID(ctx context.Context, sid string) (inventory.Accou
 	}
 	d.mu.Unlock()
 
-	if !d.ldapEnabled() {
+	if !d.cfg.Enabled() {
 		return inventory.Account{SID: sid}, nil
 	}
 	acct, err := d.lookupSID(ctx, sid, bin)
