@@ -266,7 +266,15 @@ func (d *Directory) dial(ctx context.Context, raw string) (*conn, error) {
 	c := &conn{Conn: lc, url: raw, host: host, stop: context.AfterFunc(ctx, func() { lc.Close() })}
 	plain := pu.Scheme == "ldap"
 	if plain && d.startTLS() {
-		if err := lc.StartTLS(tlsCfg); err != nil {
+		// go-ldap's StartTLS handshakes with no deadline, and discovery runs
+		// on a context without one: a server that answers the StartTLS
+		// request and then stalls would hang every later discovery.
+		stalled := time.AfterFunc(d.cfg.Timeout, func() { lc.Close() })
+		err := lc.StartTLS(tlsCfg)
+		if !stalled.Stop() && err != nil {
+			err = fmt.Errorf("%w (the TLS handshake did not finish within directory.timeout %s)", err, d.cfg.Timeout)
+		}
+		if err != nil {
 			c.close()
 			return nil, fmt.Errorf("%s: StartTLS: %w: %w%s", raw, ErrTLS, err, cmp.Or(tlsHint(err), " (check that the DC has a certificate for LDAP, or use ldaps://)"))
 		}

@@ -10,6 +10,7 @@ import (
 	"crypto/x509/pkix"
 	"encoding/pem"
 	"errors"
+	"io"
 	"math/big"
 	"net"
 	"os"
@@ -20,6 +21,9 @@ import (
 	"testing"
 	"time"
 	"unicode/utf8"
+
+	ber "github.com/go-asn1-ber/asn1-ber"
+	"github.com/go-ldap/ldap/v3"
 
 	"github.com/svcwatch/svcwatch/internal/config"
 	"github.com/svcwatch/svcwatch/internal/inventory"
@@ -538,5 +542,56 @@ func TestDiscoverCleansHostileDirectoryText(t *testing.T) {
 	}
 	if os := res.Hosts[i].OS; len(os) > 256+len("…") || !strings.HasPrefix(os, "Windows?[2J?]8;;http://x? Server?2022") {
 		t.Errorf("OS = %q", os)
+	}
+}
+
+// A server that accepts StartTLS and then never completes the handshake
+// must not hang discovery, whose context has no deadline: the handshake is
+// bounded by directory.timeout.
+func TestStartTLSHandshakeBounded(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			go func(c net.Conn) {
+				defer c.Close()
+				req, err := ber.ReadPacket(c)
+				if err != nil || len(req.Children) < 1 {
+					return
+				}
+				// ExtendedResponse: success, then silence where the ServerHello should be.
+				resp := ber.Encode(ber.ClassUniversal, ber.TypeConstructed, ber.TagSequence, nil, "LDAPMessage")
+				resp.AppendChild(ber.NewInteger(ber.ClassUniversal, ber.TypePrimitive, ber.TagInteger, req.Children[0].Value, "id"))
+				ext := ber.Encode(ber.ClassApplication, ber.TypeConstructed, ldap.ApplicationExtendedResponse, nil, "ExtendedResponse")
+				ext.AppendChild(ber.NewInteger(ber.ClassUniversal, ber.TypePrimitive, ber.TagEnumerated, 0, "resultCode"))
+				ext.AppendChild(ber.NewString(ber.ClassUniversal, ber.TypePrimitive, ber.TagOctetString, "", "matchedDN"))
+				ext.AppendChild(ber.NewString(ber.ClassUniversal, ber.TypePrimitive, ber.TagOctetString, "", "diagnosticMessage"))
+				resp.AppendChild(ext)
+				if _, err := c.Write(resp.Bytes()); err != nil {
+					return
+				}
+				_, _ = io.Copy(io.Discard, c) // read the ClientHello, answer nothing
+			}(c)
+		}
+	}()
+	cfg := config.Directory{URLs: []string{"ldap://" + ln.Addr().String()},
+		Bind: config.Bind{Method: "simple", Username: labUser}, Timeout: 300 * time.Millisecond}
+	d := mustNew(t, cfg)
+	done := make(chan error, 1)
+	go func() { _, err := d.Discover(context.Background()); done <- err }()
+	select {
+	case err := <-done:
+		if !errors.Is(err, ErrTLS) {
+			t.Fatalf("err = %v, want ErrTLS", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("Discover still waits for a TLS handshake the server never answers")
 	}
 }
