@@ -74,7 +74,11 @@ func Check(ctx context.Context, cfg config.WinRM, password string, host string) 
 		}
 	} else {
 		_ = conn.Close()
-		add(CheckStep{Name: "TLS", OK: true, Detail: "not used (winrm.scheme http: NTLM message encryption protects the traffic)"})
+		if ncfg.Auth == "ntlm" {
+			add(CheckStep{Name: "TLS", OK: true, Detail: "not used (winrm.scheme http: NTLM message encryption protects the traffic)"})
+		} else {
+			add(CheckStep{Name: "TLS", OK: true, Detail: fmt.Sprintf("not used: winrm.scheme http with auth %s sends every message in clear text (winrm.allow_insecure)", ncfg.Auth)})
+		}
 	}
 
 	// Authentication, permission, log, services: one collector run.

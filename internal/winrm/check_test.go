@@ -2,8 +2,12 @@ package winrm
 
 import (
 	"context"
+	"net"
 	"strings"
 	"testing"
+	"time"
+
+	"github.com/svcwatch/svcwatch/internal/config"
 )
 
 func TestCheck(t *testing.T) {
@@ -82,5 +86,34 @@ func TestCheckQuotaOnCreate(t *testing.T) {
 	last := steps[len(steps)-1]
 	if last.OK || last.Name != "authentication" || !strings.Contains(last.Remedy, "back off") {
 		t.Fatalf("steps %+v", steps)
+	}
+}
+
+// Over http only NTLM encrypts the messages; check must not claim it does
+// for Basic or Kerberos accepted with allow_insecure.
+func TestCheckHTTPSaysWhatProtectsTheTraffic(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			_ = c.Close()
+		}
+	}()
+	for _, tt := range []struct{ auth, want string }{
+		{"ntlm", "NTLM message encryption"},
+		{"basic", "clear text"},
+	} {
+		cfg := config.WinRM{Scheme: "http", Auth: tt.auth, Username: `CORP\svc`, AllowInsecure: true, ConnectTo: ln.Addr().String(), Timeout: 5 * time.Second}
+		steps := Check(context.Background(), cfg, "pw", "dc01.corp.example")
+		if len(steps) < 3 || steps[2].Name != "TLS" || !strings.Contains(steps[2].Detail, tt.want) {
+			t.Errorf("auth %s: steps %+v, want the TLS step to say %q", tt.auth, steps, tt.want)
+		}
 	}
 }
