@@ -97,16 +97,28 @@ func splitCommand(p string) (string, string) {
 	if hasExeExtension(first) || !strings.ContainsAny(first, `\/`) {
 		return p[:sp], p[sp:]
 	}
-	lower := strings.ToLower(p)
-	for i := sp; i < len(lower); i++ {
+	// Lower-case ASCII only: the indexes found in lower cut p, and
+	// strings.ToLower changes the byte length of some letters (U+023A Ⱥ
+	// becomes 3 bytes), which made a hostile image path cut p out of range.
+	lower := lowerASCII(p)
+	// A candidate lower[:i] stops qualifying once it holds a shell
+	// metacharacter, " /" or " -"; since candidates only grow, that is from a
+	// fixed length on (limit), found once: the scan stays linear even for a
+	// hostile path of thousands of spaces.
+	limit := len(lower) + 1
+	if m := strings.IndexAny(lower, `"<>|&^,`); m >= 0 {
+		limit = min(limit, m+1)
+	}
+	for _, arg := range []string{" /", " -"} {
+		if m := strings.Index(lower, arg); m >= 0 {
+			limit = min(limit, m+len(arg))
+		}
+	}
+	for i := sp; i < len(lower) && i < limit; i++ {
 		if lower[i] != ' ' && lower[i] != '\t' {
 			continue
 		}
-		cand := lower[:i]
-		if strings.ContainsAny(cand, `"<>|&^,`) || strings.Contains(cand, " /") || strings.Contains(cand, " -") {
-			break
-		}
-		if hasExeExtension(cand) {
+		if (i >= 3 && lower[i-3] == '.' || i >= 4 && lower[i-4] == '.') && hasExeExtension(lower[:i]) { // extensions are 2 or 3 letters
 			return p[:i], p[i:]
 		}
 	}
@@ -114,6 +126,18 @@ func splitCommand(p string) (string, string) {
 		return p, ""
 	}
 	return p[:sp], p[sp:]
+}
+
+// lowerASCII lower-cases A-Z and keeps every other byte, so indexes into the
+// result are indexes into s.
+func lowerASCII(s string) string {
+	b := []byte(s)
+	for i, c := range b {
+		if c >= 'A' && c <= 'Z' {
+			b[i] = c + ('a' - 'A')
+		}
+	}
+	return string(b)
 }
 
 func hasExeExtension(s string) bool {

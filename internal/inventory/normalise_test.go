@@ -36,6 +36,9 @@ func TestNormalizeImagePath(t *testing.T) {
 		{`"unterminated`, `unterminated`, ``},
 		{``, ``, ``},
 		{"C:\\x\x00.exe", `c:\x.exe`, ``},
+		// Letters whose lower case is longer or shorter in UTF-8 do not shift the cut.
+		{`C:\ȺȺȺȺȺȺ\x y\z.exe w`, `c:\ⱥⱥⱥⱥⱥⱥ\x y\z.exe`, `w`},
+		{`C:\İİİİİİ\a b\c.exe d`, `c:\iiiiii\a b\c.exe`, `d`},
 		// Dot folders are resolved: the prefix must not vouch for the real place.
 		{`C:\Windows\System32\..\..\Users\Public\evil.exe -x`, `c:\users\public\evil.exe`, `-x`},
 		{`"%SystemRoot%\.\System32\..\Temp\a.exe"`, `c:\windows\temp\a.exe`, ``},
@@ -88,7 +91,7 @@ func TestNormalizeFilePath(t *testing.T) {
 }
 
 func FuzzNormalizeImagePath(f *testing.F) {
-	for _, s := range []string{`"C:\a b\c.exe" -x`, `%COMSPEC% /c echo`, `\??\C:\x.sys`, `\\host\share\x.exe`, `"`, `\\`, "\xff\xfe", strings.Repeat(`a\`, 100)} {
+	for _, s := range []string{`"C:\a b\c.exe" -x`, `%COMSPEC% /c echo`, `\??\C:\x.sys`, `\\host\share\x.exe`, `"`, `\\`, "\xff\xfe", strings.Repeat(`a\`, 100), `C:\Windows\..\..\x.exe`, `\\srv\..\x.exe`, `.\..\.`, `c:..\x`} {
 		f.Add(s)
 	}
 	f.Fuzz(func(t *testing.T, s string) {
@@ -138,4 +141,77 @@ func TestValidHostName(t *testing.T) {
 			t.Errorf("ValidHostName(%q) = %v, want %v", tt.name, got, tt.ok)
 		}
 	}
+}
+
+// splitCommandQuadratic is the earlier, obviously correct form of the
+// unquoted-path search: every candidate rescanned in full.
+func splitCommandQuadratic(p string) (string, string) {
+	if p[0] == '"' {
+		return splitCommand(p)
+	}
+	sp := strings.IndexAny(p, " \t")
+	if sp < 0 {
+		return p, ""
+	}
+	first := strings.ToLower(p[:sp])
+	if hasExeExtension(first) || !strings.ContainsAny(first, `\/`) {
+		return p[:sp], p[sp:]
+	}
+	lower := lowerASCII(p)
+	for i := sp; i < len(lower); i++ {
+		if lower[i] != ' ' && lower[i] != '\t' {
+			continue
+		}
+		cand := lower[:i]
+		if strings.ContainsAny(cand, `"<>|&^,`) || strings.Contains(cand, " /") || strings.Contains(cand, " -") {
+			break
+		}
+		if hasExeExtension(cand) {
+			return p[:i], p[i:]
+		}
+	}
+	if hasExeExtension(lower) && !strings.ContainsAny(lower, `"<>|&^,`) && !strings.Contains(lower, " /") && !strings.Contains(lower, " -") {
+		return p, ""
+	}
+	return p[:sp], p[sp:]
+}
+
+func TestSplitCommandLinear(t *testing.T) {
+	inputs := []string{
+		`C:\Program Files\Foo Bar\foo.exe -service`, `C:\Program Files\Foo Bar\foo.exe`, `C:\a b\c.exe /x d.exe e`,
+		`C:\a b\c d.exe`, `C:\a b,c\d.exe x`, `C:\a -b\c.exe x`, `C:\a\b c.exe -x c.exe y`, `C:\a b\c.exe"x d.exe`,
+		`C:\x /y\z.exe w`, "C:\\a\tb\\c.exe\td", `C:\a b\c.exe  `, `C:\a b -`, `C:\a b /`, `C:\a b\c.ex e.exe f`,
+	}
+	for _, in := range inputs {
+		e1, a1 := splitCommand(in)
+		e2, a2 := splitCommandQuadratic(in)
+		if e1 != e2 || a1 != a2 {
+			t.Errorf("splitCommand(%q) = %q, %q; want %q, %q", in, e1, a1, e2, a2)
+		}
+	}
+}
+
+// BenchmarkNormalizeImagePathSpaces: a 4 KB unquoted path of spaces with no
+// extension (every space a candidate) once cost a full rescan per space.
+func BenchmarkNormalizeImagePathSpaces(b *testing.B) {
+	hostile := `C:\x\` + strings.Repeat("a ", 2045)
+	for b.Loop() {
+		NormalizeImagePath(hostile)
+	}
+}
+
+func FuzzSplitCommandMatchesReference(f *testing.F) {
+	for _, s := range []string{`C:\a b\c.exe -x`, `C:\a b\c d.exe /y`, `C:\a,b c.exe`, `x\y z.sys w`} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		if s == "" {
+			return
+		}
+		e1, a1 := splitCommand(s)
+		e2, a2 := splitCommandQuadratic(s)
+		if e1 != e2 || a1 != a2 {
+			t.Fatalf("splitCommand(%q) = %q, %q; reference %q, %q", s, e1, a1, e2, a2)
+		}
+	})
 }
