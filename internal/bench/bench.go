@@ -187,6 +187,7 @@ type ModeResult struct {
 	CycleMedian   float64   `json:"cycle_median_s"`
 	CycleP95      float64   `json:"cycle_p95_s"`
 	HostsPerSec   float64   `json:"hosts_per_s"`
+	SteadyHostsPS float64   `json:"steady_hosts_per_s"` // cycles after the first
 	CPUPerPollMS  float64   `json:"cpu_ms_per_host_poll"`
 	SteadyCPUMS   float64   `json:"steady_cpu_ms_per_host_poll"` // cycles after the first (keep-alive, baseline known)
 	CoresPolling  float64   `json:"cores_while_polling"`
@@ -533,7 +534,10 @@ func runPhase(ctx context.Context, mode string, r runner, lab *labHandle, names 
 		res.CoresPolling = cpu.Seconds() / polling.Seconds()
 	}
 	res.CPUPerPollMS = cpu.Seconds() * 1000 / float64(res.HostPolls)
-	res.SteadyCPUMS = res.CPUPerPollMS
+	res.SteadyCPUMS, res.SteadyHostsPS = res.CPUPerPollMS, res.HostsPerSec
+	if later := polling.Seconds() - res.CycleSeconds[0]; o.Cycles > 1 && later > 0 {
+		res.SteadyHostsPS = float64(len(names)*(o.Cycles-1)) / later
+	}
 	if o.Cycles > 1 {
 		res.SteadyCPUMS = steadyCPU.Seconds() * 1000 / float64(len(names)*(o.Cycles-1))
 	}
@@ -622,6 +626,7 @@ func ratios(a, b ModeResult) map[string]float64 {
 	put("cycle_median_s", a.CycleMedian, b.CycleMedian)
 	put("cycle_p95_s", a.CycleP95, b.CycleP95)
 	put("hosts_per_s", a.HostsPerSec, b.HostsPerSec)
+	put("steady_hosts_per_s", a.SteadyHostsPS, b.SteadyHostsPS)
 	put("cpu_ms_per_host_poll", a.CPUPerPollMS, b.CPUPerPollMS)
 	put("steady_cpu_ms_per_host_poll", a.SteadyCPUMS, b.SteadyCPUMS)
 	put("peak_rss_mib", a.PeakRSSMiB, b.PeakRSSMiB)

@@ -66,6 +66,7 @@ func (r *Report) WriteTable(w io.Writer) error {
 	row("cycle wall time, median (s)", "cycle_median_s", "%.2f", func(m ModeResult) float64 { return m.CycleMedian })
 	row("cycle wall time, p95 (s)", "cycle_p95_s", "%.2f", func(m ModeResult) float64 { return m.CycleP95 })
 	row("hosts per second", "hosts_per_s", "%.0f", func(m ModeResult) float64 { return m.HostsPerSec })
+	row("  after the first cycle", "steady_hosts_per_s", "%.0f", func(m ModeResult) float64 { return m.SteadyHostsPS })
 	row("poller CPU per host-poll (ms)", "cpu_ms_per_host_poll", "%.3f", func(m ModeResult) float64 { return m.CPUPerPollMS })
 	row("  after the first cycle (ms)", "steady_cpu_ms_per_host_poll", "%.3f", func(m ModeResult) float64 { return m.SteadyCPUMS })
 	row("poller cores while polling", "", "%.2f", func(m ModeResult) float64 { return m.CoresPolling })
