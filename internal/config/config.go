@@ -88,6 +88,11 @@ type WinRM struct {
 	MaxOutputBytes int           `yaml:"max_output_bytes"`
 	MaxEvents      int           `yaml:"max_events"`
 	AllowInsecure  bool          `yaml:"allow_insecure"`
+	// Session is how the collector runs: "persistent" keeps one shell and
+	// one collector process per host across polls (protocol v2: a request
+	// line per poll); "per-poll" opens a shell and sends the whole script
+	// every poll (protocol v1).
+	Session string `yaml:"session"`
 }
 
 // Poll configures the polling schedule and failure handling.

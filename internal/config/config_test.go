@@ -27,6 +27,7 @@ func TestLoadBad(t *testing.T) {
 		want string
 	}{
 		{"bad-auth-typo.yaml", `config: testdata/bad-auth-typo.yaml:7: winrm.auth: "kerbros" is not one of ntlm, kerberos, certificate, basic; fix the spelling`},
+		{"bad-session.yaml", `config: testdata/bad-session.yaml:9: winrm.session: "keep" is not one of persistent, per-poll; fix the spelling`},
 		{"bad-password-inline.yaml", `config: testdata/bad-password-inline.yaml:8: winrm.password: secrets are not accepted in the config file; put the value in an environment variable and name it with password_env, or in a file readable only by svcwatch and give its path with password_file`},
 		{"bad-unknown-key.yaml", `config: testdata/bad-unknown-key.yaml:12: pol: unknown key; did you mean poll?`},
 		{"bad-key-typo.yaml", `config: testdata/bad-key-typo.yaml:13: poll.intervall: unknown key; did you mean interval?`},
@@ -176,6 +177,7 @@ func TestDefaults(t *testing.T) {
 		{"winrm.concurrency", cfg.WinRM.Concurrency, DefaultConcurrency()},
 		{"winrm.max_output_bytes", cfg.WinRM.MaxOutputBytes, 8 << 20},
 		{"winrm.max_events", cfg.WinRM.MaxEvents, 500},
+		{"winrm.session", cfg.WinRM.Session, "per-poll"},
 		{"poll.interval", cfg.Poll.Interval, 5 * time.Minute},
 		{"poll.jitter", cfg.Poll.Jitter, 30 * time.Second},
 		{"poll.lookback", cfg.Poll.Lookback, 24 * time.Hour},

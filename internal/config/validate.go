@@ -29,6 +29,7 @@ const (
 	DefaultHTTPSPort          = 5986
 	DefaultHTTPPort           = 5985
 	DefaultWinRMAuth          = "ntlm"
+	DefaultWinRMSession       = "per-poll"
 	DefaultWinRMTimeout       = 60 * time.Second
 	MaxDefaultConcurrency     = 64
 	DefaultMaxOutputBytes     = 8 << 20
@@ -60,12 +61,13 @@ func DefaultConcurrency() int {
 }
 
 var (
-	bindMethods  = []string{"simple", "ntlm", "kerberos"}
-	winrmSchemes = []string{"https", "http"}
-	winrmAuths   = []string{"ntlm", "kerberos", "certificate", "basic"}
-	logLevels    = []string{"debug", "info", "warn", "error"}
-	logFormats   = []string{"text", "json"}
-	findingKinds = []string{
+	bindMethods   = []string{"simple", "ntlm", "kerberos"}
+	winrmSchemes  = []string{"https", "http"}
+	winrmAuths    = []string{"ntlm", "kerberos", "certificate", "basic"}
+	winrmSessions = []string{"persistent", "per-poll"}
+	logLevels     = []string{"debug", "info", "warn", "error"}
+	logFormats    = []string{"text", "json"}
+	findingKinds  = []string{
 		string(inventory.KindInstalled), string(inventory.KindEphemeral), string(inventory.KindSilent),
 		string(inventory.KindModified), string(inventory.KindRemoved), string(inventory.KindTamper),
 		string(inventory.KindUnreachable), string(inventory.KindRecovered), string(inventory.KindScope),
@@ -177,6 +179,7 @@ func (v *validator) applyDefaults(c *Config) {
 	num("winrm.concurrency", &w.Concurrency, DefaultConcurrency())
 	num("winrm.max_output_bytes", &w.MaxOutputBytes, DefaultMaxOutputBytes)
 	num("winrm.max_events", &w.MaxEvents, DefaultMaxEvents)
+	str("winrm.session", &w.Session, DefaultWinRMSession)
 	if w.Auth == "kerberos" && w.Realm == "" {
 		w.Realm = d.Bind.Realm
 		if w.Realm == "" && d.Domain != "" {
@@ -437,6 +440,7 @@ func (v *validator) winrm(w *WinRM) {
 	v.between(p+".concurrency", w.Concurrency, 1, maxConcurrency)
 	v.between(p+".max_output_bytes", w.MaxOutputBytes, minMaxOutputBytes, maxMaxOutputBytes)
 	v.between(p+".max_events", w.MaxEvents, 1, maxEventsBound)
+	v.oneOf(p+".session", w.Session, winrmSessions)
 }
 
 func (v *validator) poll(p *Poll) {
