@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"runtime/debug"
 	"sort"
 	"sync"
 	"sync/atomic"
@@ -156,6 +157,7 @@ type Poller struct {
 	notBefore      map[string]time.Time // per-host back-off
 	discoveryFails int                  // consecutive failed discoveries
 	wake           chan struct{}        // nudges the dispatcher after a commit
+	creds          *credentialGuard
 }
 
 // New returns a poller over the given parts.
@@ -171,6 +173,7 @@ func New(parts Parts, opts Options) (*Poller, error) {
 		hosts:     make(map[string]inventory.Host),
 		notBefore: make(map[string]time.Time),
 		wake:      make(chan struct{}, 1),
+		creds:     newCredentialGuard(),
 	}, nil
 }
 
@@ -195,7 +198,10 @@ func (p *Poller) Discover(ctx context.Context) ([]inventory.Host, error) {
 	if err != nil {
 		return nil, fmt.Errorf("discover: read the last monitored set: %w", err)
 	}
-	hosts, warnings, derr := p.parts.Directory.Discover(ctx)
+	// Bounded so a stalled directory cannot hold up the next discovery.
+	dctx, cancel := context.WithTimeout(ctx, min(p.opts.DiscoveryInterval, maxDiscovery))
+	hosts, warnings, derr := p.parts.Directory.Discover(dctx)
+	cancel()
 	for _, w := range warnings {
 		log.Warn("discovery", "warning", w)
 	}
@@ -259,14 +265,23 @@ func (p *Poller) nudge() {
 	}
 }
 
+// maxDiscovery bounds one discovery (every LDAP request also has directory.timeout).
+const maxDiscovery = 10 * time.Minute
+
 // ErrBackingOff is returned by PollHost when the host is waiting out a back-off.
 var ErrBackingOff = errors.New("backing off after failures")
 
 // PollHost polls one host once: collect, detect, resolve, triage and commit
 // state and findings in one transaction. The returned error is the host's
-// failure, already recorded in its state.
-func (p *Poller) PollHost(ctx context.Context, host inventory.Host) error {
+// failure, already recorded in its state. A panic in any part is contained
+// and recorded as the host's failure: one hostile answer cannot stop polling.
+func (p *Poller) PollHost(ctx context.Context, host inventory.Host) (err error) {
 	now := p.opts.Clock.Now()
+	release, paused := p.creds.enter(now)
+	defer release()
+	if paused != nil {
+		return fmt.Errorf("%s: %w", host.Name, paused)
+	}
 	p.mu.Lock()
 	until, waiting := p.notBefore[host.Name]
 	p.mu.Unlock()
@@ -287,6 +302,13 @@ func (p *Poller) PollHost(ctx context.Context, host inventory.Host) error {
 		return fmt.Errorf("%s: load state: %w", host.Name, err)
 	}
 	prev.Host = host.Name
+	defer func() {
+		if r := recover(); r != nil {
+			perr := fmt.Errorf("%s: internal error (please report it): %v", host.Name, r)
+			log.Error("poll panicked", "panic", r, "stack", string(debug.Stack()))
+			err = p.recordFailure(ctx, log, host, prev, perr, p.opts.Clock.Now().UTC())
+		}
+	}()
 
 	pctx, cancel := context.WithTimeout(ctx, p.opts.PollTimeout)
 	defer cancel()
@@ -303,8 +325,16 @@ func (p *Poller) PollHost(ctx context.Context, host inventory.Host) error {
 		if ctx.Err() != nil { // shutting down: not the host's fault
 			return ctx.Err()
 		}
-		return p.recordFailure(ctx, log, host, prev, cerr, now)
+		var extra []inventory.Finding
+		if p.opts.IsAuthError(cerr) {
+			if f := p.creds.refusedBy(host.Name, now, p.opts.MaxBackoff, cerr.Error()); f != nil {
+				log.Error("WinRM credentials refused by several hosts: pausing all polls", "until", now.Add(p.opts.MaxBackoff))
+				extra = append(extra, *f)
+			}
+		}
+		return p.recordFailure(ctx, log, host, prev, cerr, now, extra...)
 	}
+	p.creds.accepted()
 
 	next, fs := inventory.Detect(host, prev, obs, inventory.DetectOptions{Lookback: p.opts.Lookback, Now: now})
 	next.Host = host.Name
@@ -330,16 +360,19 @@ func (p *Poller) PollHost(ctx context.Context, host inventory.Host) error {
 	return nil
 }
 
-func (p *Poller) recordFailure(ctx context.Context, log *slog.Logger, host inventory.Host, prev inventory.State, cerr error, now time.Time) error {
+// recordFailure stores a failed poll (and extra findings about it) in the
+// host's state, raising unreachable once per outage, and sets the back-off.
+func (p *Poller) recordFailure(ctx context.Context, log *slog.Logger, host inventory.Host, prev inventory.State, cerr error, now time.Time, extra ...inventory.Finding) error {
 	st := prev
 	st.LastPoll = now
 	st.Failures++
 	st.LastError = cerr.Error()
-	var fs []inventory.Finding
+	fs := extra
 	if st.Failures >= p.opts.UnreachableAfter && !st.Down {
 		st.Down = true
-		fs = p.triage(now, []inventory.Finding{inventory.UnreachableFinding(host, st, cerr.Error(), now)})
+		fs = append(fs, inventory.UnreachableFinding(host, st, cerr.Error(), now))
 	}
+	fs = p.triage(now, fs)
 	if err := p.parts.Store.Commit(ctx, st, fs); err != nil {
 		log.Error("record a failed poll", "err", err)
 	}

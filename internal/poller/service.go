@@ -67,6 +67,10 @@ func Open(ctx context.Context, cfg *config.Config, bo BuildOptions) (*Service, e
 		col.Close()
 		return nil, fmt.Errorf("allow: %w", err)
 	}
+	for _, e := range tri.Expired(time.Now()) {
+		log.Warn("allow entry has expired and no longer suppresses anything; renew or remove it",
+			"entry", e.Label, "expired", e.Expires, "owner", e.Owner, "reason", e.Reason)
+	}
 	st, err := store.Open(ctx, cfg.State.Path)
 	if err != nil {
 		col.Close()
