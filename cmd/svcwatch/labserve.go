@@ -10,6 +10,7 @@ import (
 	"os"
 	"time"
 
+	"github.com/svcwatch/svcwatch/internal/config"
 	"github.com/svcwatch/svcwatch/internal/lab"
 )
 
@@ -68,11 +69,7 @@ func requireLoopback(addr string) error {
 	if err != nil {
 		return fmt.Errorf("--control %q: want host:port: %w", addr, err)
 	}
-	if host == "localhost" {
-		return nil
-	}
-	ip := net.ParseIP(host)
-	if ip == nil || !ip.IsLoopback() {
+	if !config.LoopbackHost(host) {
 		return fmt.Errorf("--control %q: the control API binds to loopback only (127.0.0.1 or ::1)", addr)
 	}
 	return nil

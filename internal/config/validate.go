@@ -478,7 +478,7 @@ func (v *validator) slack(s *Slack) {
 		switch {
 		case err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "":
 			v.errorf(p+".api_url", "%q is not an http(s) URL; remove it to use https://slack.com/api/", s.APIURL)
-		case u.Scheme == "http" && !loopbackHost(u.Hostname()):
+		case u.Scheme == "http" && !LoopbackHost(u.Hostname()):
 			v.errorf(p+".api_url", "%q is plain http to another machine: the bot token would cross the network in clear; use https (plain http is accepted on loopback only, for a local test server)", s.APIURL)
 		}
 	}
@@ -565,8 +565,9 @@ func (c *Config) Warnings() []string {
 	return w
 }
 
-// loopbackHost reports whether host (from a URL) names this machine's loopback.
-func loopbackHost(host string) bool {
+// LoopbackHost reports whether host (from a URL or host:port) names this
+// machine's loopback: where plain http cannot leak a secret to the network.
+func LoopbackHost(host string) bool {
 	if strings.EqualFold(host, "localhost") {
 		return true
 	}

@@ -101,6 +101,9 @@ func New(cfg config.Slack, secret string, hc *http.Client) (*Notifier, error) {
 		if err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
 			return nil, errors.New("slack: the incoming webhook URL is not an http(s) URL: put the URL Slack gave you in the variable named by slack.webhook_url_env or the file slack.webhook_url_file")
 		}
+		if u.Scheme == "http" && !config.LoopbackHost(u.Hostname()) {
+			return nil, errors.New("slack: the incoming webhook URL is plain http to another machine: the URL is the secret and would cross the network in clear; use the https URL Slack gave you")
+		}
 		if len(n.routes) > 0 {
 			return nil, errors.New("slack.routes: an incoming webhook posts to one channel only; use a bot token (slack.token_env) to route by severity, or remove the routes")
 		}

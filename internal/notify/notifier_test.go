@@ -148,6 +148,7 @@ func TestNewValidates(t *testing.T) {
 		{"empty token", config.Slack{TokenEnv: "T", Channel: "#a"}, " ", "bot token is empty"},
 		{"no channel", config.Slack{TokenEnv: "T"}, "xoxb-1", "slack.channel: required"},
 		{"bad webhook", config.Slack{WebhookURLEnv: "W"}, "hooks.slack.com/x", "not an http(s) URL"},
+		{"webhook over plain http", config.Slack{WebhookURLEnv: "W"}, "http://hooks.example.com/services/T/B/K", "plain http to another machine"},
 		{"routes with webhook", config.Slack{WebhookURLEnv: "W", Routes: []config.Route{{MinSeverity: "high", Channel: "#x"}}}, "https://hooks.slack.com/services/T/B/K", "one channel only"},
 		{"bad min severity", config.Slack{TokenEnv: "T", Channel: "#a", MinSeverity: "urgent"}, "xoxb-1", "slack.min_severity"},
 		{"bad route", config.Slack{TokenEnv: "T", Channel: "#a", Routes: []config.Route{{MinSeverity: "high"}}}, "xoxb-1", "slack.routes[0].channel"},
