@@ -4,10 +4,10 @@ import (
 	"context"
 	"fmt"
 	"io"
-	"strings"
 	"text/tabwriter"
 
 	"github.com/svcwatch/svcwatch/internal/directory"
+	"github.com/svcwatch/svcwatch/internal/inventory"
 )
 
 func cmdDiscover(ctx context.Context, args []string, stdout, stderr io.Writer) error {
@@ -55,10 +55,5 @@ func safeCell(s string) string {
 	if s == "" {
 		return "-"
 	}
-	return strings.Map(func(r rune) rune {
-		if r < 0x20 || r == 0x7f || (r >= 0x80 && r < 0xa0) {
-			return '?'
-		}
-		return r
-	}, s)
+	return inventory.Printable(s)
 }

@@ -7,7 +7,6 @@ import (
 	"strconv"
 	"strings"
 	"time"
-	"unicode/utf8"
 
 	"github.com/go-ldap/ldap/v3"
 
@@ -280,23 +279,7 @@ func (d *Directory) hostFromEntry(e *ldap.Entry, warn func(string, ...any)) (inv
 // clip makes AD-supplied text (DNs, account and OS names) safe to show: valid
 // UTF-8, no control or bidirectional-override characters (which could rewrite
 // a terminal line or reorder what a reader sees), at most 256 bytes.
-func clip(s string) string {
-	s = strings.Map(func(r rune) rune {
-		switch {
-		case r < 0x20, r == 0x7f, r >= 0x80 && r < 0xa0, r >= 0x202a && r <= 0x202e, r >= 0x2066 && r <= 0x2069:
-			return '?'
-		}
-		return r
-	}, strings.ToValidUTF8(s, "\uFFFD"))
-	if len(s) <= 256 {
-		return s
-	}
-	cut := 256
-	for cut > 0 && !utf8.RuneStart(s[cut]) {
-		cut--
-	}
-	return s[:cut] + "…"
-}
+func clip(s string) string { return inventory.Truncate(inventory.Printable(s), 256) }
 
 // fileTime converts a Windows FILETIME (100 ns since 1601) to UTC.
 func fileTime(v int64) time.Time {
