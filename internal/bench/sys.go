@@ -5,18 +5,7 @@ import (
 	"os"
 	"strconv"
 	"strings"
-	"syscall"
-	"time"
 )
-
-// cpuTime is this process's user+system CPU time so far (getrusage self).
-func cpuTime() time.Duration {
-	var ru syscall.Rusage
-	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
-		return 0
-	}
-	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
-}
 
 // peakRSS is VmHWM from /proc/self/status in bytes (0 when unavailable).
 func peakRSS() int64 { return statusBytes("VmHWM:") }
