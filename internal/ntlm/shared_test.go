@@ -6,30 +6,11 @@ import (
 	"os"
 	"path/filepath"
 	"testing"
+
+	"github.com/svcwatch/svcwatch/internal/refdata"
 )
 
-// sharedDir finds /work/shared as <repo>/../shared, walking up to go.mod.
-func sharedDir(t testing.TB) string {
-	t.Helper()
-	dir, err := os.Getwd()
-	if err != nil {
-		t.Fatal(err)
-	}
-	for {
-		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
-			shared := filepath.Join(filepath.Dir(dir), "shared")
-			if _, err := os.Stat(shared); err != nil {
-				t.Skipf("reference data %s absent", shared)
-			}
-			return shared
-		}
-		parent := filepath.Dir(dir)
-		if parent == dir {
-			t.Skip("repository root not found")
-		}
-		dir = parent
-	}
-}
+func sharedDir(t testing.TB) string { return refdata.Require(t) }
 
 // nlmpVectors returns the "values" of ms-nlmp-4.2-vectors.json as name → bytes.
 func nlmpVectors(t testing.TB) map[string][]byte {

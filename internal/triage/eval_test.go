@@ -11,30 +11,10 @@ import (
 	"time"
 
 	"github.com/svcwatch/svcwatch/internal/inventory"
+	"github.com/svcwatch/svcwatch/internal/refdata"
 )
 
-// sharedDir finds ../shared next to the repository root.
-func sharedDir(t *testing.T) string {
-	t.Helper()
-	dir, err := os.Getwd()
-	if err != nil {
-		t.Fatal(err)
-	}
-	for {
-		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
-			cand := filepath.Join(filepath.Dir(dir), "shared")
-			if st, err := os.Stat(cand); err == nil && st.IsDir() {
-				return cand
-			}
-			t.Skip("shared/ reference directory not found next to the repository")
-		}
-		parent := filepath.Dir(dir)
-		if parent == dir {
-			t.Skip("repository root not found")
-		}
-		dir = parent
-	}
-}
+func sharedDir(t *testing.T) string { return refdata.Require(t) }
 
 func openCorpus(t *testing.T, name string) *os.File {
 	t.Helper()

@@ -13,6 +13,8 @@ import (
 
 	"github.com/jcmturner/gofork/encoding/asn1"
 	"github.com/jcmturner/gokrb5/v8/spnego"
+
+	"github.com/svcwatch/svcwatch/internal/refdata"
 )
 
 func addFileSeeds(f *testing.F, dir string, names ...string) {
@@ -62,25 +64,7 @@ func FuzzParseEncrypted(f *testing.F) {
 	})
 }
 
-// sharedDirIfPresent is sharedDir without a testing.TB (fuzz seeding).
-func sharedDirIfPresent() (string, bool) {
-	dir, err := os.Getwd()
-	if err != nil {
-		return "", false
-	}
-	for {
-		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
-			s := filepath.Join(filepath.Dir(dir), "shared")
-			_, err := os.Stat(s)
-			return s, err == nil
-		}
-		parent := filepath.Dir(dir)
-		if parent == dir {
-			return "", false
-		}
-		dir = parent
-	}
-}
+func sharedDirIfPresent() (string, bool) { return refdata.Dir() }
 
 var nlmpMessageSeeds = []string{
 	// MS-NLMP 4.2.4 CHALLENGE and AUTHENTICATE (ms-nlmp-4.2-vectors.json).

@@ -9,30 +9,11 @@ import (
 	"os"
 	"path/filepath"
 	"testing"
+
+	"github.com/svcwatch/svcwatch/internal/refdata"
 )
 
-// sharedDir finds <repo>/../shared by walking up to the directory with go.mod.
-func sharedDir(t testing.TB) string {
-	t.Helper()
-	dir, err := os.Getwd()
-	if err != nil {
-		t.Fatal(err)
-	}
-	for {
-		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
-			s := filepath.Join(filepath.Dir(dir), "shared")
-			if _, err := os.Stat(s); err != nil {
-				t.Skipf("reference data %s is absent", s)
-			}
-			return s
-		}
-		parent := filepath.Dir(dir)
-		if parent == dir {
-			t.Skip("no go.mod above the test directory")
-		}
-		dir = parent
-	}
-}
+func sharedDir(t testing.TB) string { return refdata.Require(t) }
 
 type nlmpVectors struct {
 	Common struct {

@@ -8,30 +8,11 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+
+	"github.com/svcwatch/svcwatch/internal/refdata"
 )
 
-// sharedDir finds the reference data as <repo>/../shared.
-func sharedDir(t testing.TB) string {
-	t.Helper()
-	dir, err := os.Getwd()
-	if err != nil {
-		t.Fatal(err)
-	}
-	for {
-		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
-			shared := filepath.Join(filepath.Dir(dir), "shared")
-			if _, err := os.Stat(shared); err != nil {
-				t.Skipf("reference data %s absent", shared)
-			}
-			return shared
-		}
-		parent := filepath.Dir(dir)
-		if parent == dir {
-			t.Skip("repository root not found")
-		}
-		dir = parent
-	}
-}
+func sharedDir(t testing.TB) string { return refdata.Require(t) }
 
 func samplePart(n int) EncryptedPart {
 	sig := append([]byte{1, 0, 0, 0}, bytes.Repeat([]byte{0xab}, 12)...)
