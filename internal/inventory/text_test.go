@@ -31,7 +31,7 @@ func TestTruncate(t *testing.T) {
 		{"short", 10, "short"},
 		{"exactly10!", 10, "exactly10!"},
 		{"this is too long", 7, "this is…"},
-		{"ééééé", 3, "é…"}, // never splits a two-byte character
+		{"ééééé", 3, "é…"},         // never splits a two-byte character
 		{"\xff\xfe", 10, "\uFFFD"}, // a run of invalid bytes becomes one replacement
 	}
 	for _, tt := range tests {
