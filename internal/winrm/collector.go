@@ -23,6 +23,7 @@ const (
 	DefaultTimeout        = 60 * time.Second
 	DefaultMaxOutputBytes = 8 << 20
 	DefaultMaxEvents      = 1000
+	DefaultSession        = SessionPerPoll
 	maxStderrBytes        = 16 << 10
 )
 
@@ -33,6 +34,8 @@ type Collector struct {
 	logger *slog.Logger
 	tr     *transport
 	params *mz.Parameters
+	// sessions: the persistent collectors (winrm.session persistent), nil per-poll.
+	sessions *sessions
 }
 
 // New validates cfg and builds the transport. It refuses Basic over HTTP and
@@ -53,7 +56,11 @@ func New(cfg config.WinRM, password string, logger *slog.Logger) (*Collector, er
 		return nil, err
 	}
 	params := mz.NewParameters(fmt.Sprintf("PT%dS", int(opTimeout/time.Second)), "en-US", maxEnvelopeBytes)
-	return &Collector{cfg: cfg, logger: logger, tr: tr, params: params}, nil
+	c := &Collector{cfg: cfg, logger: logger, tr: tr, params: params}
+	if cfg.Session == SessionPersistent {
+		c.sessions = newSessions()
+	}
+	return c, nil
 }
 
 func normalize(cfg config.WinRM) (config.WinRM, error) {
@@ -84,6 +91,10 @@ func normalize(cfg config.WinRM) (config.WinRM, error) {
 		cfg.MaxEvents = DefaultMaxEvents
 	}
 	cfg.MaxEvents = min(cfg.MaxEvents, maxEventsLimit)
+	cfg.Session = strings.ToLower(firstNonEmpty(cfg.Session, DefaultSession))
+	if cfg.Session != SessionPersistent && cfg.Session != SessionPerPoll {
+		return cfg, fmt.Errorf("winrm.session %q: want %s or %s", cfg.Session, SessionPersistent, SessionPerPoll)
+	}
 	if cfg.Scheme == "http" && !cfg.AllowInsecure {
 		switch cfg.Auth {
 		case "basic":
@@ -141,27 +152,27 @@ func (c *Collector) collect(ctx context.Context, host string, req inventory.Coll
 		c.logger.Warn("winrm: ignoring a malformed previous digest", "host", host)
 		r.Digest = ""
 	}
-	cmd, err := commandLine(r)
-	if err != nil {
-		return inventory.Observation{}, fmt.Errorf("request: %w: %v", ErrProtocol, err)
-	}
 	ctx, cancel := context.WithTimeout(ctx, c.cfg.Timeout)
 	defer cancel()
-	stdout := &capWriter{max: c.cfg.MaxOutputBytes}
-	stderr := &capWriter{max: maxStderrBytes}
-	exit, err := c.tr.runCommand(ctx, host, c.params, cmd, stdout, stderr)
+	var ans answer
+	parse := func(out []byte) error {
+		var err error
+		if ans, err = parseAnswer(out, r); err != nil {
+			return fmt.Errorf("parse: %w", err)
+		}
+		return nil
+	}
+	var err error
+	if c.sessions != nil {
+		err = c.pollSession(ctx, host, r, parse)
+	} else {
+		var out []byte
+		if out, err = c.runOnce(ctx, host, r); err == nil {
+			err = parse(out)
+		}
+	}
 	if err != nil {
 		return inventory.Observation{}, err
-	}
-	if stdout.dropped > 0 {
-		return inventory.Observation{}, fmt.Errorf("receive: %w: more than %d bytes of output (winrm.max_output_bytes)", ErrOutputTooLarge, c.cfg.MaxOutputBytes)
-	}
-	if exit != 0 {
-		return inventory.Observation{}, fmt.Errorf("collector: %w: exit code %d: %s", ErrScript, exit, sanitize(string(stderr.buf), 500))
-	}
-	ans, err := parseAnswer(stdout.buf, r)
-	if err != nil {
-		return inventory.Observation{}, fmt.Errorf("parse: %w", err)
 	}
 	for _, e := range ans.Errors {
 		c.logger.Warn("winrm: collector reported a partial failure", "host", host, "error", sanitize(e, 500))
@@ -170,11 +181,38 @@ func (c *Collector) collect(ctx context.Context, host string, req inventory.Coll
 	return ans.Observation, nil
 }
 
-// Close releases connections and the Kerberos login; the Collector may not
-// be used afterwards.
+// runOnce is protocol v1: the whole script as one command in a new shell.
+func (c *Collector) runOnce(ctx context.Context, host string, r collectRequest) ([]byte, error) {
+	cmd, err := commandLine(r)
+	if err != nil {
+		return nil, fmt.Errorf("request: %w: %v", ErrProtocol, err)
+	}
+	stdout := &capWriter{max: c.cfg.MaxOutputBytes}
+	stderr := &capWriter{max: maxStderrBytes}
+	exit, err := c.tr.runCommand(ctx, host, c.params, cmd, stdout, stderr)
+	if err != nil {
+		return nil, err
+	}
+	if stdout.dropped > 0 {
+		return nil, fmt.Errorf("receive: %w: more than %d bytes of output (winrm.max_output_bytes)", ErrOutputTooLarge, c.cfg.MaxOutputBytes)
+	}
+	if exit != 0 {
+		return nil, fmt.Errorf("collector: %w: exit code %d: %s", ErrScript, exit, sanitize(string(stderr.buf), 500))
+	}
+	return stdout.buf, nil
+}
+
+// Close deletes the kept shells of persistent sessions (bounded in time),
+// then releases connections and the Kerberos login; the Collector may not
+// be used afterwards. Its error names the hosts whose shell could not be
+// deleted (they expire on the host's idle timeout).
 func (c *Collector) Close() error {
+	var err error
+	if c.sessions != nil {
+		err = c.closeSessions()
+	}
 	c.tr.rt.closeIdle()
-	return nil
+	return err
 }
 
 // checkHostName accepts DNS names only: the name goes into a URL and an SPN

@@ -12,6 +12,7 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"sync"
 	"testing"
@@ -34,7 +35,7 @@ type fakeHost struct {
 	deleted  int
 	signaled int
 
-	create, command, receiveTpl, deleteResp, timedOut []byte
+	create, command, receiveTpl, deleteResp, timedOut, sendResp []byte
 
 	// behaviour knobs
 	stdout        func(cmdLine string) string
@@ -46,6 +47,12 @@ type fakeHost struct {
 	hang          bool   // Receive never answers (until the client gives up)
 	noShellID     bool
 	chunk         int // stdout bytes per Stream element
+
+	// persistent collector (protocol v2): the bootstrap command reads stdin
+	session   bool     // the command was the bootstrap
+	stdin     []string // lines sent, the script first
+	pending   *string  // output for the last request, not yet received
+	noNewline bool     // v2: the collector ends after its output, without a newline
 }
 
 const (
@@ -53,6 +60,7 @@ const (
 	actCommand = "http://schemas.microsoft.com/wbem/wsman/1/windows/shell/Command"
 	actReceive = "http://schemas.microsoft.com/wbem/wsman/1/windows/shell/Receive"
 	actSignal  = "http://schemas.microsoft.com/wbem/wsman/1/windows/shell/Signal"
+	actSend    = "http://schemas.microsoft.com/wbem/wsman/1/windows/shell/Send"
 	actDelete  = "http://schemas.xmlsoap.org/ws/2004/09/transfer/Delete"
 	realCmdID  = "CF84C20A-0A35-43FA-AF78-0B4711DA5F30"
 )
@@ -66,6 +74,7 @@ func newFakeHost(t *testing.T) *fakeHost {
 		receiveTpl: w("receive-response-done-exitcode0.pypsrp-winrs_standard.xml"),
 		deleteResp: w("delete-response.pypsrp-winrs_standard.xml"),
 		timedOut:   w("fault-timedout-2150858793.pypsrp-winrs_operation_timeout.xml"),
+		sendResp:   w("send-response.pypsrp-winrs_send.xml"),
 		exitCode:   "0",
 		chunk:      1000,
 	}
@@ -122,9 +131,37 @@ func (f *fakeHost) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		f.mu.Lock()
 		if i >= 0 && j > i {
 			f.commands = append(f.commands, body[i+9:j])
+			f.session = body[i+9:j] == sessionCommand
 		}
 		f.mu.Unlock()
 		_, _ = w.Write(f.command)
+	case actSend:
+		m := sendStreamRE.FindStringSubmatch(body)
+		if m == nil {
+			w.WriteHeader(http.StatusBadRequest)
+			return
+		}
+		data, err := base64.StdEncoding.DecodeString(m[1])
+		if err != nil {
+			w.WriteHeader(http.StatusBadRequest)
+			return
+		}
+		for _, line := range strings.SplitAfter(string(data), "\n") {
+			if line == "" {
+				continue
+			}
+			f.mu.Lock()
+			f.stdin = append(f.stdin, line)
+			request := len(f.stdin) > 1
+			f.mu.Unlock()
+			if request && f.stdout != nil {
+				out := f.stdout(strings.TrimSuffix(line, "\n"))
+				f.mu.Lock()
+				f.pending = &out
+				f.mu.Unlock()
+			}
+		}
+		_, _ = w.Write(f.sendResp)
 	case actReceive:
 		f.mu.Lock()
 		pending := f.timeoutsFirst
@@ -135,6 +172,10 @@ func (f *fakeHost) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		if len(f.commands) > 0 {
 			cmd = f.commands[len(f.commands)-1]
 		}
+		session, output := f.session, f.pending
+		if pending == 0 && !f.hang {
+			f.pending = nil
+		}
 		f.mu.Unlock()
 		if f.hang {
 			<-r.Context().Done()
@@ -143,6 +184,19 @@ func (f *fakeHost) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		if pending > 0 {
 			w.WriteHeader(http.StatusInternalServerError)
 			_, _ = w.Write(f.timedOut)
+			return
+		}
+		if session {
+			if output == nil {
+				w.WriteHeader(http.StatusInternalServerError)
+				_, _ = w.Write(f.timedOut)
+				return
+			}
+			if f.exitCode != "0" || f.noNewline {
+				_, _ = w.Write(f.receive(*output))
+				return
+			}
+			_, _ = w.Write(f.receiveRunning(*output + "\n"))
 			return
 		}
 		_, _ = w.Write(f.receive(f.stdout(cmd)))
@@ -180,6 +234,25 @@ func (f *fakeHost) receive(stdout string) []byte {
 	return []byte(out)
 }
 
+var sendStreamRE = regexp.MustCompile(`<rsp:Stream[^>]*Name="stdin"[^>]*>([A-Za-z0-9+/=]*)</rsp:Stream>`)
+
+// receiveRunning is receive with the command still running, as Windows
+// answers a Receive while the process lives (receive-response-running).
+func (f *fakeHost) receiveRunning(stdout string) []byte {
+	out := string(f.receive(stdout))
+	for _, end := range []string{
+		`<rsp:Stream Name="stdout" CommandId="` + realCmdID + `" End="true"></rsp:Stream>`,
+		`<rsp:Stream Name="stderr" CommandId="` + realCmdID + `" End="true"></rsp:Stream>`,
+	} {
+		out = strings.Replace(out, end, "", 1)
+	}
+	done := `State="http://schemas.microsoft.com/wbem/wsman/1/windows/shell/CommandState/Done"><rsp:ExitCode>0</rsp:ExitCode></rsp:CommandState>`
+	if !strings.Contains(out, done) {
+		f.t.Fatalf("receive template changed")
+	}
+	return []byte(strings.Replace(out, done, `State="http://schemas.microsoft.com/wbem/wsman/1/windows/shell/CommandState/Running"></rsp:CommandState>`, 1))
+}
+
 func (f *fakeHost) count(action string) int {
 	f.mu.Lock()
 	defer f.mu.Unlock()
@@ -210,9 +283,16 @@ func startTLS(t *testing.T, f *fakeHost) config.WinRM {
 	}
 }
 
-// answerFor plays the host: it reads the preamble of the command it got.
+// answerFor plays the host: it reads the preamble of the command it got
+// (v1), or the request line (v2).
 func answerFor(t *testing.T) func(string) string {
 	return func(cmd string) string {
+		if !strings.HasPrefix(cmd, "powershell") {
+			if cmd != "41 0 100 3600" {
+				t.Errorf("request line %q, want 41 0 100 3600", cmd)
+			}
+			return string(encode(t, validAnswerWith(42)))
+		}
 		script := decodeCommandString(t, cmd)
 		if !strings.HasPrefix(script, "$W=41;$D='0';$N=100;$B=3600;\n# svcwatch-collector v1\n") {
 			t.Errorf("unexpected script start %q", script[:min(80, len(script))])
@@ -233,11 +313,21 @@ func validAnswerWith(rec uint64) map[string]any {
 
 var pollReq = inventory.CollectRequest{Watermark: 41, Lookback: time.Hour, MaxEvents: 100}
 
+// sessionModes: every collector test runs in both protocols.
+var sessionModes = []string{SessionPerPoll, SessionPersistent}
+
 func TestCollectOverHTTPSWithRealAnswers(t *testing.T) {
+	for _, mode := range sessionModes {
+		t.Run(mode, func(t *testing.T) { testCollectOverHTTPSWithRealAnswers(t, mode) })
+	}
+}
+
+func testCollectOverHTTPSWithRealAnswers(t *testing.T, mode string) {
 	f := newFakeHost(t)
 	f.stdout = answerFor(t)
 	f.timeoutsFirst = 2 // Windows' TimedOut fault on Receive: keep receiving
 	cfg := startTLS(t, f)
+	cfg.Session = mode
 	c, err := New(cfg, "s3cret", nil)
 	if err != nil {
 		t.Fatal(err)
@@ -253,8 +343,9 @@ func TestCollectOverHTTPSWithRealAnswers(t *testing.T) {
 	if got := f.count(actReceive); got != 3 {
 		t.Errorf("%d receives, want 3 (two TimedOut faults, then the output)", got)
 	}
-	if f.deleted != 1 {
-		t.Errorf("%d shell deletes, want 1", f.deleted)
+	wantDeleted := map[string]int{SessionPerPoll: 1, SessionPersistent: 0}[mode] // a kept shell stays until Close
+	if got := f.count(actDelete); got != wantDeleted {
+		t.Errorf("%d shell deletes, want %d", got, wantDeleted)
 	}
 	for _, h := range f.hosts {
 		if h != "dc01.corp.example:5986" {
@@ -269,9 +360,19 @@ func TestCollectOverHTTPSWithRealAnswers(t *testing.T) {
 	if mz.DefaultParameters.Timeout != "PT60S" || mz.DefaultParameters.TransportDecorator != nil {
 		t.Errorf("masterzen's DefaultParameters were modified: %+v", mz.DefaultParameters)
 	}
-	// A second poll reuses the collector.
+	// A second poll reuses the collector (and, persistent, the shell).
 	if _, err := c.Collect(context.Background(), inventory.Host{Name: "dc01.corp.example"}, pollReq); err != nil {
 		t.Fatal(err)
+	}
+	wantCreates := map[string]int{SessionPerPoll: 2, SessionPersistent: 1}[mode]
+	if got := f.count(actCreate); got != wantCreates {
+		t.Errorf("%d shells created for 2 polls, want %d", got, wantCreates)
+	}
+	if err := c.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if got := f.count(actDelete); got != f.count(actCreate) {
+		t.Errorf("after Close: %d shells deleted of %d created", got, f.count(actCreate))
 	}
 }
 
@@ -324,12 +425,27 @@ func TestCollectErrors(t *testing.T) {
 		}},
 		{name: "not WS-Management", want: ErrProtocol, wantDelete: 0, setup: func(t *testing.T, f *fakeHost, _ *config.WinRM) { f.status = http.StatusNotFound }},
 	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
+	for _, mode := range sessionModes {
+		for _, tt := range tests {
+			t.Run(mode+"/"+tt.name, func(t *testing.T) { testCollectError(t, mode, tt.setup, tt.want, tt.wantDelete, tt.wantText) })
+		}
+	}
+}
+
+func testCollectError(t *testing.T, mode string, setup func(t *testing.T, f *fakeHost, cfg *config.WinRM), want error, wantDelete int, wantText string) {
+	tt := struct {
+		want       error
+		wantDelete int
+		wantText   string
+	}{want, wantDelete, wantText}
+	{
+		{
 			f := newFakeHost(t)
 			f.stdout = answerFor(t)
+			f.noNewline = true // v2: a collector that ends mid-answer
 			cfg := startTLS(t, f)
-			tt.setup(t, f, &cfg)
+			cfg.Session = mode
+			setup(t, f, &cfg)
 			c, err := New(cfg, "s3cret", nil)
 			if err != nil {
 				t.Fatal(err)
@@ -354,14 +470,21 @@ func TestCollectErrors(t *testing.T) {
 			if f.deleted != tt.wantDelete {
 				t.Errorf("%d shell deletes, want %d (actions %v)", f.deleted, tt.wantDelete, f.actions)
 			}
-		})
+		}
 	}
 }
 
 func TestCollectCancelledDeletesShell(t *testing.T) {
+	for _, mode := range sessionModes {
+		t.Run(mode, func(t *testing.T) { testCollectCancelledDeletesShell(t, mode) })
+	}
+}
+
+func testCollectCancelledDeletesShell(t *testing.T, mode string) {
 	f := newFakeHost(t)
 	f.hang = true
 	cfg := startTLS(t, f)
+	cfg.Session = mode
 	c, err := New(cfg, "s3cret", nil)
 	if err != nil {
 		t.Fatal(err)
@@ -470,13 +593,25 @@ func TestCollectUnreachable(t *testing.T) {
 }
 
 func TestCollectIgnoresMalformedStoredDigest(t *testing.T) {
+	for _, mode := range sessionModes {
+		t.Run(mode, func(t *testing.T) { testCollectIgnoresMalformedStoredDigest(t, mode) })
+	}
+}
+
+func testCollectIgnoresMalformedStoredDigest(t *testing.T, mode string) {
 	f := newFakeHost(t)
 	var script string
 	f.stdout = func(cmd string) string {
-		script = decodeCommand(t, cmd)
+		if mode == SessionPersistent {
+			script = cmd
+		} else {
+			script = decodeCommand(t, cmd)
+		}
 		return string(encode(t, validAnswerWith(42)))
 	}
-	c, err := New(startTLS(t, f), "s3cret", nil)
+	cfg := startTLS(t, f)
+	cfg.Session = mode
+	c, err := New(cfg, "s3cret", nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -486,7 +621,8 @@ func TestCollectIgnoresMalformedStoredDigest(t *testing.T) {
 	if _, err := c.Collect(context.Background(), inventory.Host{Name: "dc01.corp.example"}, req); err != nil {
 		t.Fatal(err)
 	}
-	if !strings.HasPrefix(script, "$W=41;$D='0';") || strings.Contains(script, "Remove-Item") {
-		t.Fatalf("script starts %q", script[:60])
+	want := map[string]string{SessionPerPoll: "$W=41;$D='0';", SessionPersistent: "41 0 100 3600"}[mode]
+	if !strings.HasPrefix(script, want) || strings.Contains(script, "Remove-Item") {
+		t.Fatalf("script starts %q", script[:min(60, len(script))])
 	}
 }

@@ -118,3 +118,51 @@ func commandLine(req collectRequest) (string, error) {
 	}
 	return cmd, nil
 }
+
+// Protocol version 2: the persistent collector (docs/internals.md).
+
+// sessionSource is the v2 request loop; it calls the function C, whose body
+// is the v1 collection (collector.ps1 without its version line).
+//
+//go:embed session.ps1
+var sessionSource string
+
+const (
+	collectorV2Line = "# svcwatch-collector v2"
+	// sessionBootstrap reads one base64 line from stdin, decodes it as UTF-8
+	// and runs it. It is fixed text: nothing is ever interpolated into it.
+	sessionBootstrap = `$l=[Console]::In.ReadLine();if($l){&([ScriptBlock]::Create([Text.Encoding]::UTF8.GetString([Convert]::FromBase64String($l))))}`
+	// sessionCommand is the command line of a persistent collector.
+	sessionCommand = `powershell.exe -NoLogo -NoProfile -NonInteractive -ExecutionPolicy Bypass -Command "` + sessionBootstrap + `"`
+)
+
+// sessionBody is the v2 script: its version line, the v1 collection as the
+// function C($W,$D,$N,$B), then the loop of session.ps1, minified.
+var sessionBody = buildSessionBody()
+
+func buildSessionBody() string {
+	v1 := strings.TrimPrefix(collectorBody, collectorVersionLine+"\n")
+	loop := minifyPowerShell(sessionSource)
+	loop = strings.TrimPrefix(loop, collectorV2Line+"\n")
+	return collectorV2Line + "\nfunction C($W,$D,$N,$B){\n" + v1 + "}\n" + loop
+}
+
+// sessionScriptLine is the stdin line that starts a session: the v2 script
+// as base64 of UTF-8, then a newline.
+func sessionScriptLine() []byte {
+	return []byte(base64.StdEncoding.EncodeToString([]byte(sessionBody)) + "\n")
+}
+
+// requestLine renders one v2 request, "W D N B\n", from validated values
+// (the same checks as the v1 preamble).
+func requestLine(req collectRequest) ([]byte, error) {
+	if _, err := preamble(req); err != nil {
+		return nil, err
+	}
+	digest := req.Digest
+	if digest == "" {
+		digest = "0"
+	}
+	return []byte(strconv.FormatUint(req.Watermark, 10) + " " + digest + " " +
+		strconv.Itoa(req.MaxEvents) + " " + strconv.FormatInt(int64(req.Lookback/time.Second), 10) + "\n"), nil
+}

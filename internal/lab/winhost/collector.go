@@ -189,11 +189,14 @@ func (h *Host) digestLocked() string {
 	return h.digest
 }
 
+// garbageOutput is the garbage fault's stdout.
+const garbageOutput = "Get-WinEvent : The RPC server is unavailable\r\n\x00\x13\xfe{<html><body>Service Unavailable</body></html>\r\n"
+
 // collect answers a collector request, applying output faults.
 func (h *Host) collect(ctx context.Context, req CollectRequest, fault string, stdout io.Writer) (int, error) {
 	switch fault {
 	case FaultGarbage:
-		io.WriteString(stdout, "Get-WinEvent : The RPC server is unavailable\r\n\x00\x13\xfe{<html><body>Service Unavailable</body></html>\r\n")
+		io.WriteString(stdout, garbageOutput)
 		return 0, nil
 	case FaultHuge:
 		return h.writeHuge(ctx, stdout)

@@ -49,6 +49,13 @@ func (h *Host) Run(commandLine string) (stdout, stderr []byte, exit int) {
 //
 // The error is non-nil only when ctx ended first (the exit code is then 1).
 func (h *Host) Exec(ctx context.Context, commandLine string, stdout, stderr io.Writer) (int, error) {
+	return h.ExecInput(ctx, commandLine, strings.NewReader(""), stdout, stderr)
+}
+
+// ExecInput is Exec with the command's standard input: what WinRS Send
+// delivers. Only the persistent collector (SessionBootstrap) reads it; a
+// Read that blocks must return when ctx ends.
+func (h *Host) ExecInput(ctx context.Context, commandLine string, stdin io.Reader, stdout, stderr io.Writer) (int, error) {
 	h.mu.Lock()
 	h.runs++
 	fault := h.fault
@@ -68,21 +75,21 @@ func (h *Host) Exec(ctx context.Context, commandLine string, stdout, stderr io.W
 		io.WriteString(stderr, "The command line is too long.\r\n")
 		return 1, nil
 	}
-	return h.command(ctx, strings.TrimSpace(commandLine), fault, stdout, stderr)
+	return h.command(ctx, strings.TrimSpace(commandLine), fault, stdin, stdout, stderr)
 }
 
-func (h *Host) command(ctx context.Context, line, fault string, stdout, stderr io.Writer) (int, error) {
+func (h *Host) command(ctx context.Context, line, fault string, stdin io.Reader, stdout, stderr io.Writer) (int, error) {
 	prog, rest := splitArg(line)
 	switch exe := programName(prog); exe {
 	case "powershell", "pwsh":
-		return h.powershell(ctx, rest, fault, stdout, stderr)
+		return h.powershell(ctx, rest, fault, stdin, stdout, stderr)
 	case "cmd":
 		flag, tail := splitArg(rest)
 		for strings.EqualFold(flag, "/q") || strings.EqualFold(flag, "/d") {
 			flag, tail = splitArg(tail)
 		}
 		if strings.EqualFold(flag, "/c") || strings.EqualFold(flag, "/k") {
-			return h.command(ctx, tail, fault, stdout, stderr)
+			return h.command(ctx, tail, fault, stdin, stdout, stderr)
 		}
 		io.WriteString(stdout, "Microsoft Windows [Version 10.0.20348.2849]\r\n(c) Microsoft Corporation. All rights reserved.\r\n")
 		return 0, nil
@@ -132,7 +139,7 @@ var errNotEncoded = errors.New("Cannot process the command because the value spe
 
 // powershell parses powershell.exe's parameters (case-insensitive, unique
 // prefixes, as powershell.exe does) and runs the script.
-func (h *Host) powershell(ctx context.Context, args, fault string, stdout, stderr io.Writer) (int, error) {
+func (h *Host) powershell(ctx context.Context, args, fault string, stdin io.Reader, stdout, stderr io.Writer) (int, error) {
 	var script string
 	for args != "" {
 		var p string
@@ -158,11 +165,17 @@ func (h *Host) powershell(ctx context.Context, args, fault string, stdout, stder
 			script = decoded
 		case name == "c" || prefixOf(name, "command", 1):
 			script = args
+			if len(script) >= 2 && strings.HasPrefix(script, `"`) && strings.HasSuffix(script, `"`) && !strings.Contains(script[1:len(script)-1], `"`) {
+				script = script[1 : len(script)-1] // one quoted argument, as CommandLineToArgvW reads it
+			}
 			args = ""
 		default:
 			writeCLIXMLError(stderr, fmt.Sprintf("-%s : The term '-%s' is not recognized as the name of a cmdlet, function, script file, or operable program.", name, name))
 			return 1, nil
 		}
+	}
+	if script == SessionBootstrap {
+		return h.session(ctx, stdin, stdout, stderr)
 	}
 	return h.script(ctx, script, fault, stdout, stderr)
 }

@@ -9,6 +9,7 @@ package wsman
 import (
 	"context"
 	"crypto/tls"
+	"encoding/base64"
 	"encoding/xml"
 	"fmt"
 	"io"
@@ -392,6 +393,11 @@ func (s *Server) handle(r *http.Request, h *winhost.Host, name string, body []by
 		return fail(faultActionNotSupported)
 	}
 	user := s.user(r)
+	if req.Header.Action != ActionCreate && req.Header.Action != ActionDelete && h.Fault() == winhost.FaultAccessDenied {
+		// WinRM authorizes every request, not only Create: a kept shell
+		// stops answering once the account loses its rights.
+		return fail(faultAccessDenied)
+	}
 
 	switch req.Header.Action {
 	case ActionCreate:
@@ -464,10 +470,25 @@ func (s *Server) handle(r *http.Request, h *winhost.Host, name string, body []by
 		if sh == nil {
 			return fail(faultUnknownShell)
 		}
-		if req.Body.Send == nil || len(req.Body.Send.Streams) == 0 || s.command(sh, req.Body.Send.Streams[0].CommandID) == nil {
+		if req.Body.Send == nil || len(req.Body.Send.Streams) == 0 {
 			return fail(faultUnknownCommand)
 		}
-		return []byte(sendResponse(req.Header.MessageID)), http.StatusOK, false // stdin is not read by any lab command
+		for _, st := range req.Body.Send.Streams {
+			if s.command(sh, st.CommandID) == nil {
+				return fail(faultUnknownCommand)
+			}
+			if st.Name != "" && st.Name != "stdin" {
+				return fail(faultSchema)
+			}
+		}
+		for _, st := range req.Body.Send.Streams {
+			data, err := base64.StdEncoding.DecodeString(strings.TrimSpace(st.Data))
+			if err != nil {
+				return fail(faultSchema)
+			}
+			s.command(sh, st.CommandID).stdin.write(data, st.End == "true" || st.End == "1")
+		}
+		return []byte(sendResponse(req.Header.MessageID)), http.StatusOK, false
 
 	case ActionSignal:
 		sh := s.shell(req.selector("ShellId"), name)
@@ -590,7 +611,8 @@ func (s *Server) startCommand(sh *shell, h *winhost.Host, line string) (string, 
 	go func() {
 		defer s.wg.Done()
 		defer cancel()
-		exit, err := h.Exec(ctx, line, streamWriter{c: c, ctx: ctx}, streamWriter{c: c, stderr: true, ctx: ctx})
+		defer c.stdin.close()
+		exit, err := h.ExecInput(ctx, line, stdinReader{in: c.stdin, ctx: ctx}, streamWriter{c: c, ctx: ctx}, streamWriter{c: c, stderr: true, ctx: ctx})
 		if err != nil && ctx.Err() != nil {
 			exit = exitTerminated
 		}

@@ -3,6 +3,7 @@ package wsman
 import (
 	"context"
 	"errors"
+	"io"
 	"sync"
 	"time"
 )
@@ -27,6 +28,7 @@ type command struct {
 	id     string
 	cancel context.CancelFunc
 	limit  int // pending bytes above which writers block
+	stdin  *input
 
 	mu        sync.Mutex
 	changed   chan struct{} // closed and replaced on every change
@@ -38,7 +40,7 @@ type command struct {
 }
 
 func newCommand(id string, cancel context.CancelFunc, limit int) *command {
-	return &command{id: id, cancel: cancel, limit: limit, changed: make(chan struct{})}
+	return &command{id: id, cancel: cancel, limit: limit, changed: make(chan struct{}), stdin: newInput()}
 }
 
 // notifyLocked wakes everyone waiting for a change.
@@ -150,4 +152,74 @@ func (c *command) takeLocked(maxBytes int) receiveChunk {
 	}
 	c.notifyLocked()
 	return ch
+}
+
+// input is a command's standard input: what Send delivers, buffered as the
+// pipe to the process would be, until End or the command finishes.
+type input struct {
+	mu      sync.Mutex
+	changed chan struct{}
+	buf     []byte
+	eof     bool // the client sent End
+	closed  bool // the process is gone: later input is dropped
+}
+
+func newInput() *input { return &input{changed: make(chan struct{})} }
+
+func (in *input) notifyLocked() {
+	close(in.changed)
+	in.changed = make(chan struct{})
+}
+
+// write appends p; end marks the end of the stream. Input after End or
+// after the process ended is dropped, as Windows does.
+func (in *input) write(p []byte, end bool) {
+	in.mu.Lock()
+	defer in.mu.Unlock()
+	if in.eof || in.closed {
+		return
+	}
+	in.buf = append(in.buf, p...)
+	in.eof = end
+	in.notifyLocked()
+}
+
+func (in *input) close() {
+	in.mu.Lock()
+	in.closed, in.buf = true, nil
+	in.notifyLocked()
+	in.mu.Unlock()
+}
+
+// stdinReader reads a command's input; a Read waiting for input returns
+// when the command's context ends.
+type stdinReader struct {
+	in  *input
+	ctx context.Context
+}
+
+func (r stdinReader) Read(p []byte) (int, error) {
+	for {
+		r.in.mu.Lock()
+		if len(r.in.buf) > 0 {
+			n := copy(p, r.in.buf)
+			r.in.buf = r.in.buf[n:]
+			if len(r.in.buf) == 0 {
+				r.in.buf = nil
+			}
+			r.in.mu.Unlock()
+			return n, nil
+		}
+		if r.in.eof || r.in.closed {
+			r.in.mu.Unlock()
+			return 0, io.EOF
+		}
+		ch := r.in.changed
+		r.in.mu.Unlock()
+		select {
+		case <-ch:
+		case <-r.ctx.Done():
+			return 0, r.ctx.Err()
+		}
+	}
 }

@@ -74,6 +74,9 @@ type request struct {
 		Send *struct {
 			Streams []struct {
 				CommandID string `xml:"CommandId,attr"`
+				Name      string `xml:"Name,attr"`
+				End       string `xml:"End,attr"`
+				Data      string `xml:",chardata"`
 			} `xml:"http://schemas.microsoft.com/wbem/wsman/1/windows/shell Stream"`
 		} `xml:"http://schemas.microsoft.com/wbem/wsman/1/windows/shell Send"`
 	} `xml:"http://www.w3.org/2003/05/soap-envelope Body"`

@@ -1,0 +1,252 @@
+package winrm
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+)
+
+// Session modes (config winrm.session).
+const (
+	SessionPersistent = "persistent"
+	SessionPerPoll    = "per-poll"
+)
+
+// Recycling bounds of a persistent session.
+const (
+	// DefaultSessionMaxPolls: polls answered by one shell before it is
+	// replaced, below Windows' MaxConcurrentOperationsPerUser (1500), which
+	// counts a kept shell's operations.
+	DefaultSessionMaxPolls = 1000
+	// DefaultSessionMaxIdle: a shell unused for longer is replaced rather
+	// than reused. Windows reclaims idle shells after IdleTimeout (default
+	// 2 h, at least 60 s when an administrator lowers it); a shell it already
+	// reclaimed is replaced at once in the same poll (shell not found).
+	DefaultSessionMaxIdle = 30 * time.Minute
+	// closeTimeout bounds Close's deletion of every kept shell.
+	closeTimeout = 20 * time.Second
+	// closeParallel: shells deleted at once by Close.
+	closeParallel = 16
+)
+
+// sessions holds one persistent collector per host.
+type sessions struct {
+	maxPolls int
+	maxIdle  time.Duration
+	now      func() time.Time
+
+	mu     sync.Mutex
+	closed bool
+	byHost map[string]*session
+}
+
+// session is one host's kept shell and collector process. mu makes one
+// poll at a time per host; a zero shellID means "none open".
+type session struct {
+	lock      chan struct{} // holds one token while a poll runs
+	shellID   string
+	commandID string
+	polls     int
+	lastUsed  time.Time
+}
+
+func newSessions() *sessions {
+	return &sessions{maxPolls: DefaultSessionMaxPolls, maxIdle: DefaultSessionMaxIdle, now: time.Now, byHost: map[string]*session{}}
+}
+
+func (ss *sessions) get(host string) (*session, error) {
+	ss.mu.Lock()
+	defer ss.mu.Unlock()
+	if ss.closed {
+		return nil, errors.New("the collector is closed")
+	}
+	s := ss.byHost[host]
+	if s == nil {
+		s = &session{lock: make(chan struct{}, 1)}
+		ss.byHost[host] = s
+	}
+	return s, nil
+}
+
+// pollSession answers one request through host's persistent collector and
+// hands the answer line to parse. On any failure (parse's included) the session is discarded (shell
+// deleted) and the next poll opens a fresh one; a kept shell that the host
+// has forgotten is replaced at once.
+func (c *Collector) pollSession(ctx context.Context, host string, r collectRequest, parse func([]byte) error) error {
+	line, err := requestLine(r)
+	if err != nil {
+		return fmt.Errorf("request: %w: %v", ErrProtocol, err)
+	}
+	s, err := c.sessions.get(host)
+	if err != nil {
+		return err
+	}
+	// One poll at a time per host; a poll waiting here spends its own deadline.
+	if !s.acquire(ctx) {
+		return fmt.Errorf("wait for the previous poll of this host: %w", ctxError(ctx))
+	}
+	defer s.release()
+
+	now := c.sessions.now()
+	if s.shellID != "" && (s.polls >= c.sessions.maxPolls || now.Sub(s.lastUsed) > c.sessions.maxIdle) {
+		c.discard(ctx, host, s) // recycle before Windows' quotas and idle timeout do
+	}
+	reused := s.shellID != ""
+	if !reused {
+		if err := c.openSession(ctx, host, s); err != nil {
+			return err
+		}
+	}
+	err = c.tr.send(ctx, host, c.params, s.shellID, s.commandID, line, false)
+	if err != nil && reused && errors.Is(err, ErrShellNotFound) {
+		// Windows reclaimed the kept shell (idle timeout, WinRM restart):
+		// nothing was asked yet, so start over once.
+		c.discard(ctx, host, s)
+		if err := c.openSession(ctx, host, s); err != nil {
+			return err
+		}
+		err = c.tr.send(ctx, host, c.params, s.shellID, s.commandID, line, false)
+	}
+	if err != nil {
+		c.discard(ctx, host, s)
+		return err
+	}
+	out, err := c.readAnswerLine(ctx, host, s)
+	if err == nil {
+		err = parse(out)
+	}
+	if err != nil {
+		c.discard(ctx, host, s)
+		return err
+	}
+	s.polls++
+	s.lastUsed = c.sessions.now()
+	return nil
+}
+
+// openSession creates the shell, starts the bootstrap and sends it the v2
+// script. On failure nothing stays open.
+func (c *Collector) openSession(ctx context.Context, host string, s *session) error {
+	shellID, err := c.tr.createShell(ctx, host, c.params)
+	if err != nil {
+		return err
+	}
+	commandID, err := c.tr.startCommand(ctx, host, c.params, shellID, sessionCommand)
+	if err == nil {
+		err = c.tr.send(ctx, host, c.params, shellID, commandID, sessionScriptLine(), false)
+	}
+	if err != nil {
+		if derr := c.tr.deleteShell(ctx, host, c.params, shellID); derr != nil {
+			c.logger.Warn("winrm: could not delete the shell of a failed session", "host", host, "error", derr)
+		}
+		return err
+	}
+	s.shellID, s.commandID, s.polls, s.lastUsed = shellID, commandID, 0, c.sessions.now()
+	return nil
+}
+
+// readAnswerLine receives until one whole line of stdout: the answer. Output
+// past the line, the collector ending, or more than max_output_bytes break
+// the framing: the caller discards the session.
+func (c *Collector) readAnswerLine(ctx context.Context, host string, s *session) ([]byte, error) {
+	stdout := &capWriter{max: c.cfg.MaxOutputBytes}
+	stderr := &capWriter{max: maxStderrBytes}
+	for {
+		r, err := c.tr.receive(ctx, host, c.params, s.shellID, s.commandID, stdout, stderr)
+		if err != nil {
+			return nil, err
+		}
+		if i := bytes.IndexByte(stdout.buf, '\n'); i >= 0 {
+			if i != len(stdout.buf)-1 || stdout.dropped > 0 {
+				return nil, fmt.Errorf("receive: %w: the collector wrote more than one line for one request: %s", ErrProtocol, sanitize(string(stdout.buf), 200))
+			}
+			if r.done {
+				// Answered, then ended: this answer stands, the session does not.
+				c.discard(ctx, host, s)
+			}
+			return stdout.buf[:i], nil
+		}
+		if r.done {
+			if r.exit != 0 || len(stderr.buf) > 0 {
+				return nil, fmt.Errorf("collector: %w: the persistent collector ended with exit code %d: %s", ErrScript, r.exit, sanitize(string(stderr.buf), 500))
+			}
+			return nil, fmt.Errorf("receive: %w: the persistent collector ended in the middle of an answer (%d bytes, no newline)", ErrProtocol, len(stdout.buf))
+		}
+	}
+}
+
+// discard deletes the session's shell (which ends its collector) and
+// forgets it; the next poll opens a new one. Best effort: a failed delete
+// is logged, the shell expires on the host's idle timeout.
+func (c *Collector) discard(ctx context.Context, host string, s *session) {
+	if s.shellID == "" {
+		return
+	}
+	if err := c.tr.deleteShell(ctx, host, c.params, s.shellID); err != nil {
+		c.logger.Warn("winrm: could not delete a persistent collector's shell", "host", host, "error", err)
+	}
+	s.shellID, s.commandID, s.polls = "", "", 0
+}
+
+// closeSessions deletes every kept shell, at most closeParallel at once,
+// within closeTimeout, and returns the failures.
+func (c *Collector) closeSessions() error {
+	ss := c.sessions
+	ss.mu.Lock()
+	ss.closed = true
+	all := ss.byHost
+	ss.byHost = map[string]*session{}
+	ss.mu.Unlock()
+
+	ctx, cancel := context.WithTimeout(context.Background(), closeTimeout)
+	defer cancel()
+	var (
+		wg   sync.WaitGroup
+		mu   sync.Mutex
+		errs []error
+		sem  = make(chan struct{}, closeParallel)
+	)
+	for host, s := range all {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			select {
+			case sem <- struct{}{}:
+				defer func() { <-sem }()
+			case <-ctx.Done():
+				return
+			}
+			if !s.acquire(ctx) {
+				return // a poll still runs: its own error path deletes the shell
+			}
+			defer s.release()
+			if s.shellID == "" {
+				return
+			}
+			err := c.tr.deleteShell(ctx, host, c.params, s.shellID)
+			s.shellID, s.commandID = "", ""
+			if err != nil {
+				mu.Lock()
+				errs = append(errs, fmt.Errorf("%s: %w", sanitize(host, 255), err))
+				mu.Unlock()
+			}
+		}()
+	}
+	wg.Wait()
+	return errors.Join(errs...)
+}
+
+// acquire takes the session for one poll, or gives up when ctx ends.
+func (s *session) acquire(ctx context.Context) bool {
+	select {
+	case s.lock <- struct{}{}:
+		return true
+	case <-ctx.Done():
+		return false
+	}
+}
+
+func (s *session) release() { <-s.lock }
