@@ -433,44 +433,35 @@ func TestCollectErrors(t *testing.T) {
 }
 
 func testCollectError(t *testing.T, mode string, setup func(t *testing.T, f *fakeHost, cfg *config.WinRM), want error, wantDelete int, wantText string) {
-	tt := struct {
-		want       error
-		wantDelete int
-		wantText   string
-	}{want, wantDelete, wantText}
-	{
-		{
-			f := newFakeHost(t)
-			f.stdout = answerFor(t)
-			f.noNewline = true // v2: a collector that ends mid-answer
-			cfg := startTLS(t, f)
-			cfg.Session = mode
-			setup(t, f, &cfg)
-			c, err := New(cfg, "s3cret", nil)
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer c.Close()
-			start := time.Now()
-			_, err = c.Collect(context.Background(), inventory.Host{Name: "dc02.corp.example"}, pollReq)
-			if !errors.Is(err, tt.want) {
-				t.Fatalf("got %v, want %v", err, tt.want)
-			}
-			if !strings.HasPrefix(err.Error(), "dc02.corp.example: ") {
-				t.Errorf("error does not start with the host: %v", err)
-			}
-			if tt.wantText != "" && !strings.Contains(err.Error(), tt.wantText) {
-				t.Errorf("error does not say %q: %v", tt.wantText, err)
-			}
-			if time.Since(start) > 4*time.Second {
-				t.Errorf("took %s", time.Since(start))
-			}
-			f.mu.Lock()
-			defer f.mu.Unlock()
-			if f.deleted != tt.wantDelete {
-				t.Errorf("%d shell deletes, want %d (actions %v)", f.deleted, tt.wantDelete, f.actions)
-			}
-		}
+	f := newFakeHost(t)
+	f.stdout = answerFor(t)
+	f.noNewline = true // v2: a collector that ends mid-answer
+	cfg := startTLS(t, f)
+	cfg.Session = mode
+	setup(t, f, &cfg)
+	c, err := New(cfg, "s3cret", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	start := time.Now()
+	_, err = c.Collect(context.Background(), inventory.Host{Name: "dc02.corp.example"}, pollReq)
+	if !errors.Is(err, want) {
+		t.Fatalf("got %v, want %v", err, want)
+	}
+	if !strings.HasPrefix(err.Error(), "dc02.corp.example: ") {
+		t.Errorf("error does not start with the host: %v", err)
+	}
+	if wantText != "" && !strings.Contains(err.Error(), wantText) {
+		t.Errorf("error does not say %q: %v", wantText, err)
+	}
+	if time.Since(start) > 4*time.Second {
+		t.Errorf("took %s", time.Since(start))
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.deleted != wantDelete {
+		t.Errorf("%d shell deletes, want %d (actions %v)", f.deleted, wantDelete, f.actions)
 	}
 }
 

@@ -131,7 +131,7 @@ const (
 	collectorV2Line = "# svcwatch-collector v2"
 	// sessionBootstrap reads one base64 line from stdin, decodes it as UTF-8
 	// and runs it. It is fixed text: nothing is ever interpolated into it.
-	sessionBootstrap = `$l=[Console]::In.ReadLine();if($l){&([ScriptBlock]::Create([Text.Encoding]::UTF8.GetString([Convert]::FromBase64String($l))))}`
+	sessionBootstrap = `$l=[Console]::In.ReadLine();if($l){iex ([Text.Encoding]::UTF8.GetString([Convert]::FromBase64String($l)))}`
 	// sessionCommand is the command line of a persistent collector.
 	sessionCommand = `powershell.exe -NoLogo -NoProfile -NonInteractive -ExecutionPolicy Bypass -Command "` + sessionBootstrap + `"`
 )

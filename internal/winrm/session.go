@@ -51,7 +51,14 @@ type session struct {
 	commandID string
 	polls     int
 	lastUsed  time.Time
+	// orphans: shells whose delete failed (host down, connection lost);
+	// deleted after the next successful poll and by Close.
+	orphans []string
 }
+
+// maxOrphans bounds the shells remembered for a later delete; older ones are
+// left to the host's idle timeout.
+const maxOrphans = 8
 
 func newSessions() *sessions {
 	return &sessions{maxPolls: DefaultSessionMaxPolls, maxIdle: DefaultSessionMaxIdle, now: time.Now, byHost: map[string]*session{}}
@@ -124,7 +131,20 @@ func (c *Collector) pollSession(ctx context.Context, host string, r collectReque
 	}
 	s.polls++
 	s.lastUsed = c.sessions.now()
+	c.deleteOrphans(ctx, host, s)
 	return nil
+}
+
+// deleteOrphans retries, once, the deletes that failed earlier, now that the
+// host answers; a shell the host has forgotten is gone already. A shell that
+// still cannot be deleted is left to the host's idle timeout.
+func (c *Collector) deleteOrphans(ctx context.Context, host string, s *session) {
+	for _, id := range s.orphans {
+		if err := c.tr.deleteShell(ctx, host, c.params, id); err != nil {
+			c.logger.Warn("winrm: could not delete an old shell; the host's idle timeout will", "host", host, "error", err)
+		}
+	}
+	s.orphans = nil
 }
 
 // openSession creates the shell, starts the bootstrap and sends it the v2
@@ -186,7 +206,11 @@ func (c *Collector) discard(ctx context.Context, host string, s *session) {
 		return
 	}
 	if err := c.tr.deleteShell(ctx, host, c.params, s.shellID); err != nil {
-		c.logger.Warn("winrm: could not delete a persistent collector's shell", "host", host, "error", err)
+		c.logger.Warn("winrm: could not delete a persistent collector's shell; trying again after the next poll", "host", host, "error", err)
+		if len(s.orphans) == maxOrphans {
+			s.orphans = s.orphans[1:]
+		}
+		s.orphans = append(s.orphans, s.shellID)
 	}
 	s.shellID, s.commandID, s.polls = "", "", 0
 }
@@ -223,15 +247,17 @@ func (c *Collector) closeSessions() error {
 				return // a poll still runs: its own error path deletes the shell
 			}
 			defer s.release()
-			if s.shellID == "" {
-				return
+			ids := s.orphans
+			if s.shellID != "" {
+				ids = append(ids, s.shellID)
 			}
-			err := c.tr.deleteShell(ctx, host, c.params, s.shellID)
-			s.shellID, s.commandID = "", ""
-			if err != nil {
-				mu.Lock()
-				errs = append(errs, fmt.Errorf("%s: %w", sanitize(host, 255), err))
-				mu.Unlock()
+			s.shellID, s.commandID, s.orphans = "", "", nil
+			for _, id := range ids {
+				if err := c.tr.deleteShell(ctx, host, c.params, id); err != nil {
+					mu.Lock()
+					errs = append(errs, fmt.Errorf("%s: %w", sanitize(host, 255), err))
+					mu.Unlock()
+				}
 			}
 		}()
 	}

@@ -19,7 +19,7 @@ import (
 // (protocol v2, docs/internals.md): read one base64 line from stdin, decode
 // it as UTF-8 and run it. It is a constant on both sides; the lab runs the
 // session only for this exact text.
-const SessionBootstrap = `$l=[Console]::In.ReadLine();if($l){&([ScriptBlock]::Create([Text.Encoding]::UTF8.GetString([Convert]::FromBase64String($l))))}`
+const SessionBootstrap = `$l=[Console]::In.ReadLine();if($l){iex ([Text.Encoding]::UTF8.GetString([Convert]::FromBase64String($l)))}`
 
 // CollectorMarkerV2 is the first line of the persistent collector's script.
 const CollectorMarkerV2 = "# svcwatch-collector v2"
