@@ -59,6 +59,10 @@ func New(cfg config.WinRM, password string, logger *slog.Logger) (*Collector, er
 	c := &Collector{cfg: cfg, logger: logger, tr: tr, params: params}
 	if cfg.Session == SessionPersistent {
 		c.sessions = newSessions()
+		c.sessions.startDel = func() {
+			c.sessions.sweep.Add(1)
+			go c.runSweeper()
+		}
 	}
 	return c, nil
 }

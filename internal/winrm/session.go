@@ -38,9 +38,49 @@ type sessions struct {
 	maxIdle  time.Duration
 	now      func() time.Time
 
-	mu     sync.Mutex
-	closed bool
-	byHost map[string]*session
+	mu        sync.Mutex
+	closed    bool
+	byHost    map[string]*session
+	lastSweep time.Time
+	// stale: sessions of hosts no longer polled, handed to sweep (Close waits).
+	stale    chan staleSession
+	sweep    sync.WaitGroup
+	sweeping bool   // the delete goroutine runs (started on the first stale session)
+	startDel func() // starts it
+}
+
+type staleSession struct {
+	host string
+	s    *session
+}
+
+// sweepLocked forgets the sessions unused for longer than maxIdle (hosts no
+// longer polled: removed from AD, out of scope) and hands their shells to
+// the delete goroutine. A session busy in a poll is not stale.
+func (ss *sessions) sweepLocked(now time.Time) {
+	for host, s := range ss.byHost {
+		if !s.tryAcquire() {
+			continue
+		}
+		if now.Sub(s.lastUsed) <= ss.maxIdle {
+			s.release()
+			continue
+		}
+		delete(ss.byHost, host)
+		if s.shellID == "" && len(s.orphans) == 0 {
+			s.release()
+			continue
+		}
+		if !ss.sweeping {
+			ss.sweeping = true
+			ss.startDel()
+		}
+		select {
+		case ss.stale <- staleSession{host, s}: // deleted, and released, by runSweeper
+		default:
+			s.release() // the deleter is busy: the host's idle timeout will do
+		}
+	}
 }
 
 // session is one host's kept shell and collector process. mu makes one
@@ -61,14 +101,32 @@ type session struct {
 const maxOrphans = 8
 
 func newSessions() *sessions {
-	return &sessions{maxPolls: DefaultSessionMaxPolls, maxIdle: DefaultSessionMaxIdle, now: time.Now, byHost: map[string]*session{}}
+	return &sessions{maxPolls: DefaultSessionMaxPolls, maxIdle: DefaultSessionMaxIdle, now: time.Now, byHost: map[string]*session{},
+		stale: make(chan staleSession, 256)}
+}
+
+// runSweeper deletes the shells of stale sessions until the channel closes.
+func (c *Collector) runSweeper() {
+	defer c.sessions.sweep.Done()
+	for st := range c.sessions.stale {
+		c.discard(context.Background(), st.host, st.s)
+		for _, id := range st.s.orphans {
+			_ = c.tr.deleteShell(context.Background(), st.host, c.params, id)
+		}
+		st.s.orphans = nil
+		st.s.release()
+	}
 }
 
 func (ss *sessions) get(host string) (*session, error) {
 	ss.mu.Lock()
 	defer ss.mu.Unlock()
 	if ss.closed {
-		return nil, errors.New("the collector is closed")
+		return nil, fmt.Errorf("cancelled: the collector is closed: %w", context.Canceled)
+	}
+	if now := ss.now(); now.Sub(ss.lastSweep) > ss.maxIdle/2 {
+		ss.lastSweep = now
+		ss.sweepLocked(now)
 	}
 	s := ss.byHost[host]
 	if s == nil {
@@ -132,6 +190,12 @@ func (c *Collector) pollSession(ctx context.Context, host string, r collectReque
 	s.polls++
 	s.lastUsed = c.sessions.now()
 	c.deleteOrphans(ctx, host, s)
+	c.sessions.mu.Lock()
+	closed := c.sessions.closed
+	c.sessions.mu.Unlock()
+	if closed {
+		c.discard(ctx, host, s) // Close ran during this poll and could not wait for it
+	}
 	return nil
 }
 
@@ -220,10 +284,16 @@ func (c *Collector) discard(ctx context.Context, host string, s *session) {
 func (c *Collector) closeSessions() error {
 	ss := c.sessions
 	ss.mu.Lock()
+	if ss.closed {
+		ss.mu.Unlock()
+		return nil
+	}
 	ss.closed = true
 	all := ss.byHost
 	ss.byHost = map[string]*session{}
+	close(ss.stale)
 	ss.mu.Unlock()
+	ss.sweep.Wait() // stale shells first: each delete is bounded by deleteTimeout
 
 	ctx, cancel := context.WithTimeout(context.Background(), closeTimeout)
 	defer cancel()
@@ -276,3 +346,13 @@ func (s *session) acquire(ctx context.Context) bool {
 }
 
 func (s *session) release() { <-s.lock }
+
+// tryAcquire takes the session if no poll holds it.
+func (s *session) tryAcquire() bool {
+	select {
+	case s.lock <- struct{}{}:
+		return true
+	default:
+		return false
+	}
+}

@@ -99,6 +99,53 @@ func TestSessionRecycledWhenIdle(t *testing.T) {
 	}
 }
 
+// TestSessionSweepsHostsNoLongerPolled: a host that is not polled any more
+// (removed from AD) loses its kept shell once idle, when another host polls.
+func TestSessionSweepsHostsNoLongerPolled(t *testing.T) {
+	gone := winhost.New("srv01.lab.example", winhost.Options{Small: true})
+	kept := winhost.New("srv02.lab.example", winhost.Options{Small: true})
+	c, ws, _ := persistentLab(t, "https", gone, kept)
+	var mu sync.Mutex
+	now := time.Date(2026, 12, 4, 12, 0, 0, 0, time.UTC)
+	c.sessions.now = func() time.Time { mu.Lock(); defer mu.Unlock(); return now }
+	req := inventory.CollectRequest{MaxEvents: 10}
+	for _, h := range []*winhost.Host{gone, kept} {
+		if _, err := c.Collect(context.Background(), inventory.Host{Name: h.Name()}, req); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for i := 0; i < 4; i++ { // only srv02 is polled from now on
+		mu.Lock()
+		now = now.Add(c.sessions.maxIdle / 3)
+		mu.Unlock()
+		if _, err := c.Collect(context.Background(), inventory.Host{Name: kept.Name()}, req); err != nil {
+			t.Fatal(err)
+		}
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for ws.OpenShells(gone.Name()) != 0 && time.Now().Before(deadline) {
+		time.Sleep(10 * time.Millisecond)
+	}
+	if n := ws.OpenShells(gone.Name()); n != 0 {
+		t.Errorf("%s: %d shells open after it went idle, want 0", gone.Name(), n)
+	}
+	if n := ws.OpenShells(kept.Name()); n != 1 {
+		t.Errorf("%s: %d shells open, want 1", kept.Name(), n)
+	}
+	c.sessions.mu.Lock()
+	_, known := c.sessions.byHost[gone.Name()]
+	c.sessions.mu.Unlock()
+	if known {
+		t.Errorf("the idle host's session is still held")
+	}
+	if err := c.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if n := ws.OpenShells(kept.Name()); n != 0 {
+		t.Errorf("after Close: %d shells open", n)
+	}
+}
+
 // TestSessionScenariosBetweenPolls: the kept collector answers from the
 // host's state at each poll, not from its state when the session started.
 func TestSessionScenariosBetweenPolls(t *testing.T) {
