@@ -91,6 +91,8 @@ type session struct {
 	commandID string
 	polls     int
 	lastUsed  time.Time
+	// needScript: the collector has not been sent its script yet.
+	needScript bool
 	// orphans: shells whose delete failed (host down, connection lost);
 	// deleted after the next successful poll and by Close.
 	orphans []string
@@ -165,7 +167,7 @@ func (c *Collector) pollSession(ctx context.Context, host string, r collectReque
 			return err
 		}
 	}
-	err = c.tr.send(ctx, host, c.params, s.shellID, s.commandID, line, false)
+	err = c.sendRequest(ctx, host, s, line)
 	if err != nil && reused && errors.Is(err, ErrShellNotFound) {
 		// Windows reclaimed the kept shell (idle timeout, WinRM restart):
 		// nothing was asked yet, so start over once.
@@ -173,7 +175,7 @@ func (c *Collector) pollSession(ctx context.Context, host string, r collectReque
 		if err := c.openSession(ctx, host, s); err != nil {
 			return err
 		}
-		err = c.tr.send(ctx, host, c.params, s.shellID, s.commandID, line, false)
+		err = c.sendRequest(ctx, host, s, line)
 	}
 	if err != nil {
 		c.discard(ctx, host, s)
@@ -211,24 +213,34 @@ func (c *Collector) deleteOrphans(ctx context.Context, host string, s *session) 
 	s.orphans = nil
 }
 
-// openSession creates the shell, starts the bootstrap and sends it the v2
-// script. On failure nothing stays open.
+// sendRequest sends the request line, after the v2 script when the session
+// is new (one Send for both).
+func (c *Collector) sendRequest(ctx context.Context, host string, s *session, line []byte) error {
+	if s.needScript {
+		line = append(sessionScriptLine(), line...)
+	}
+	if err := c.tr.send(ctx, host, c.params, s.shellID, s.commandID, line, false); err != nil {
+		return err
+	}
+	s.needScript = false
+	return nil
+}
+
+// openSession creates the shell and starts the bootstrap, which waits for
+// the script on stdin (sendRequest sends it). On failure nothing stays open.
 func (c *Collector) openSession(ctx context.Context, host string, s *session) error {
 	shellID, err := c.tr.createShell(ctx, host, c.params)
 	if err != nil {
 		return err
 	}
 	commandID, err := c.tr.startCommand(ctx, host, c.params, shellID, sessionCommand)
-	if err == nil {
-		err = c.tr.send(ctx, host, c.params, shellID, commandID, sessionScriptLine(), false)
-	}
 	if err != nil {
 		if derr := c.tr.deleteShell(ctx, host, c.params, shellID); derr != nil {
 			c.logger.Warn("winrm: could not delete the shell of a failed session", "host", host, "error", derr)
 		}
 		return err
 	}
-	s.shellID, s.commandID, s.polls, s.lastUsed = shellID, commandID, 0, c.sessions.now()
+	s.shellID, s.commandID, s.polls, s.lastUsed, s.needScript = shellID, commandID, 0, c.sessions.now(), true
 	return nil
 }
 

@@ -59,6 +59,12 @@ func TestSessionRecycledAfterMaxPolls(t *testing.T) {
 	p := &idlePoller{c: c, host: inventory.Host{Name: dc.Name()}, req: inventory.CollectRequest{MaxEvents: 50, Lookback: time.Hour}}
 	for i := 0; i < 7; i++ {
 		p.poll(t)
+		if i == 0 {
+			// Create, Command, one Send (script and request), Receive.
+			if st := ws.Stats(dc.Name()); st.Requests != 4 {
+				t.Errorf("a new session's poll took %d requests, want 4", st.Requests)
+			}
+		}
 		if n := ws.OpenShells(dc.Name()); n != 1 {
 			t.Fatalf("after poll %d: %d shells open, want 1", i+1, n)
 		}
