@@ -67,6 +67,7 @@ func (ss *sessions) sweepLocked(now time.Time) {
 			continue
 		}
 		delete(ss.byHost, host)
+		s.gone = true
 		if s.shellID == "" && len(s.orphans) == 0 {
 			s.release()
 			continue
@@ -83,10 +84,12 @@ func (ss *sessions) sweepLocked(now time.Time) {
 	}
 }
 
-// session is one host's kept shell and collector process. mu makes one
-// poll at a time per host; a zero shellID means "none open".
+// session is one host's kept shell and collector process. lock makes one
+// poll at a time per host; a zero shellID means "none open". The fields are
+// used only by the holder of lock.
 type session struct {
 	lock      chan struct{} // holds one token while a poll runs
+	gone      bool          // swept: no longer in sessions.byHost, get a new one
 	shellID   string
 	commandID string
 	polls     int
@@ -147,13 +150,9 @@ func (c *Collector) pollSession(ctx context.Context, host string, r collectReque
 	if err != nil {
 		return fmt.Errorf("request: %w: %v", ErrProtocol, err)
 	}
-	s, err := c.sessions.get(host)
+	s, err := c.acquireSession(ctx, host)
 	if err != nil {
 		return err
-	}
-	// One poll at a time per host; a poll waiting here spends its own deadline.
-	if !s.acquire(ctx) {
-		return fmt.Errorf("wait for the previous poll of this host: %w", ctxError(ctx))
 	}
 	defer s.release()
 
@@ -224,6 +223,24 @@ func (c *Collector) sendRequest(ctx context.Context, host string, s *session, li
 	}
 	s.needScript = false
 	return nil
+}
+
+// acquireSession takes host's session for one poll: one poll at a time per
+// host, and a poll waiting here spends its own deadline.
+func (c *Collector) acquireSession(ctx context.Context, host string) (*session, error) {
+	for {
+		s, err := c.sessions.get(host)
+		if err != nil {
+			return nil, err
+		}
+		if !s.acquire(ctx) {
+			return nil, fmt.Errorf("wait for the previous poll of this host: %w", ctxError(ctx))
+		}
+		if !s.gone {
+			return s, nil
+		}
+		s.release() // swept while this poll waited: take the new one
+	}
 }
 
 // openSession creates the shell and starts the bootstrap, which waits for
