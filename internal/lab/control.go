@@ -33,6 +33,10 @@ type HostStatus struct {
 	LogNewest    uint64      `json:"log_newest"`
 	Scenarios    []string    `json:"scenarios"`
 	Traffic      wsman.Stats `json:"traffic"`
+	// Collects counts collector requests answered: one per poll in either
+	// collector protocol (Traffic.Commands is one per shell command, so one
+	// per persistent session rather than per poll).
+	Collects int `json:"collects"`
 }
 
 // Status describes every host.
@@ -52,7 +56,7 @@ func (l *Lab) Status() []HostStatus {
 			Name: h.Name(), ComputerName: h.ComputerName(), Role: role, OS: h.OS(),
 			InDirectory: l.InDirectory(h.Name()), Down: h.Down(), Fault: h.Fault(),
 			Services: len(h.Services()), Digest: h.Digest(), LogOldest: li.OldestRecord, LogNewest: li.NewestRecord,
-			Scenarios: scen, Traffic: l.ws.Stats(h.Name()),
+			Scenarios: scen, Traffic: l.ws.Stats(h.Name()), Collects: h.Collects(),
 		})
 	}
 	return out

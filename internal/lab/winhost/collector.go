@@ -194,6 +194,9 @@ const garbageOutput = "Get-WinEvent : The RPC server is unavailable\r\n\x00\x13\
 
 // collect answers a collector request, applying output faults.
 func (h *Host) collect(ctx context.Context, req CollectRequest, fault string, stdout io.Writer) (int, error) {
+	h.mu.Lock()
+	h.collects++
+	h.mu.Unlock()
 	switch fault {
 	case FaultGarbage:
 		io.WriteString(stdout, garbageOutput)

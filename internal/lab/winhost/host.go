@@ -97,6 +97,7 @@ type Host struct {
 	rng      *rand.Rand
 	applied  []string // scenarios applied, in order
 	runs     int      // commands executed
+	collects int      // collector requests answered: v1 runs and v2 request lines (polls)
 }
 
 // New returns a host named name (a DNS name such as "dc01.lab.example").
@@ -240,7 +241,16 @@ func (h *Host) Applied() []string {
 	return slices.Clone(h.applied)
 }
 
-// Runs is the number of commands the host executed.
+// Collects is the number of collector requests the host answered (or
+// failed by its fault): one per poll in either protocol version.
+func (h *Host) Collects() int {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return h.collects
+}
+
+// Runs is the number of commands the host executed (and, for the
+// persistent collector, request lines it read).
 func (h *Host) Runs() int {
 	h.mu.Lock()
 	defer h.mu.Unlock()

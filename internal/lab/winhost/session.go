@@ -134,6 +134,7 @@ func (h *Host) session(ctx context.Context, stdin io.Reader, stdout, stderr io.W
 func (h *Host) answerRequest(ctx context.Context, req CollectRequest, stdout io.Writer) (exit int, done bool, err error) {
 	h.mu.Lock()
 	h.runs++
+	h.collects++
 	fault := h.fault
 	delay := h.opts.SlowDelay
 	h.mu.Unlock()

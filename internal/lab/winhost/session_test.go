@@ -67,8 +67,8 @@ func TestSessionFaultsBetweenRequests(t *testing.T) {
 	if r.err != nil || r.exit != 0 {
 		t.Fatalf("truncated: exit %d err %v, want the process gone with 0", r.exit, r.err)
 	}
-	if h.Runs() != 4 { // the bootstrap and three requests
-		t.Errorf("Runs() = %d, want 4", h.Runs())
+	if h.Runs() != 4 || h.Collects() != 3 { // the bootstrap and three requests
+		t.Errorf("Runs() = %d, Collects() = %d; want 4 and 3", h.Runs(), h.Collects())
 	}
 }
 
