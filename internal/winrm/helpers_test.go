@@ -7,30 +7,11 @@ import (
 	"os"
 	"path/filepath"
 	"testing"
+
+	"github.com/svcwatch/svcwatch/internal/refdata"
 )
 
-// sharedDir finds the read-only reference material: <repo>/../shared.
-func sharedDir(t testing.TB) string {
-	t.Helper()
-	dir, err := os.Getwd()
-	if err != nil {
-		t.Fatal(err)
-	}
-	for {
-		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
-			s := filepath.Join(filepath.Dir(dir), "shared")
-			if _, err := os.Stat(s); err != nil {
-				t.Skipf("reference material %s is absent", s)
-			}
-			return s
-		}
-		parent := filepath.Dir(dir)
-		if parent == dir {
-			t.Skip("repository root not found")
-		}
-		dir = parent
-	}
-}
+func sharedDir(t testing.TB) string { return refdata.Require(t) }
 
 func readShared(t testing.TB, rel string) []byte {
 	t.Helper()

@@ -23,6 +23,7 @@ import (
 	"github.com/masterzen/winrm"
 
 	"github.com/svcwatch/svcwatch/internal/lab/winhost"
+	"github.com/svcwatch/svcwatch/internal/refdata"
 )
 
 // lab is a test world: hosts behind a Server on an httptest listener.
@@ -349,24 +350,7 @@ func TestFaultKinds(t *testing.T) {
 
 // ---- structure comparison against real Windows captures ----
 
-func sharedDir(t *testing.T) string {
-	t.Helper()
-	dir, _ := os.Getwd()
-	for {
-		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
-			shared := filepath.Join(dir, "..", "shared")
-			if _, err := os.Stat(filepath.Join(shared, "wire", "wsman")); err != nil {
-				t.Skip("shared/wire/wsman not found next to the repository")
-			}
-			return shared
-		}
-		parent := filepath.Dir(dir)
-		if parent == dir {
-			t.Skip("repository root not found")
-		}
-		dir = parent
-	}
-}
+func sharedDir(t *testing.T) string { return refdata.Require(t) }
 
 // keyAttrs are attributes whose values are part of the structure.
 var keyAttrs = map[string]bool{"Name": true, "State": true, "End": true, "provider": true, "Code": true}
