@@ -9,21 +9,16 @@ import (
 )
 
 func cmdCheck(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := newFlags("check", stderr)
-	path := fs.String("config", "", "configuration file (YAML)")
-	if err := parseFlags(fs, args); err != nil {
+	fs, cfg, err := configFlags("check", args, stderr)
+	if err != nil {
 		return err
 	}
 	if fs.NArg() != 1 {
 		return exitError{code: exitSetup, err: fmt.Errorf("usage: svcwatch check --config FILE HOST")}
 	}
-	cfg, err := loadConfig(*path)
+	secrets, err := readSecrets(cfg)
 	if err != nil {
 		return err
-	}
-	secrets, err := cfg.ReadSecrets()
-	if err != nil {
-		return exitError{code: exitSetup, err: oneLine(err)}
 	}
 	host := fs.Arg(0)
 	failed := 0

@@ -29,6 +29,27 @@ func parseFlags(fs *flag.FlagSet, args []string) error {
 	return nil
 }
 
+// configFlags parses args of a command that takes --config FILE (and maybe
+// positional arguments, left in the returned flag set) and loads the file.
+func configFlags(name string, args []string, stderr io.Writer) (*flag.FlagSet, *config.Config, error) {
+	fs := newFlags(name, stderr)
+	path := fs.String("config", "", "configuration file (YAML)")
+	if err := parseFlags(fs, args); err != nil {
+		return nil, nil, err
+	}
+	cfg, err := loadConfig(*path)
+	return fs, cfg, err
+}
+
+// readSecrets reads every secret cfg names; a missing one is a setup error.
+func readSecrets(cfg *config.Config) (config.Secrets, error) {
+	s, err := cfg.ReadSecrets()
+	if err != nil {
+		return s, exitError{code: exitSetup, err: oneLine(err)}
+	}
+	return s, nil
+}
+
 // loadConfig loads and validates the --config file; any problem is a setup error.
 func loadConfig(path string) (*config.Config, error) {
 	if path == "" {

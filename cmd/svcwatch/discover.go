@@ -11,18 +11,13 @@ import (
 )
 
 func cmdDiscover(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := newFlags("discover", stderr)
-	path := fs.String("config", "", "configuration file (YAML)")
-	if err := parseFlags(fs, args); err != nil {
-		return err
-	}
-	cfg, err := loadConfig(*path)
+	_, cfg, err := configFlags("discover", args, stderr)
 	if err != nil {
 		return err
 	}
-	secrets, err := cfg.ReadSecrets()
+	secrets, err := readSecrets(cfg)
 	if err != nil {
-		return exitError{code: exitSetup, err: oneLine(err)}
+		return err
 	}
 	log := newLogger(cfg, stderr)
 	dir, err := directory.New(cfg.Directory, secrets.LDAPPassword, log)

@@ -55,6 +55,8 @@ func TestDiscoverAndCheckAgainstTheLab(t *testing.T) {
 			nil, "discovery failed"},
 		{"check passes on a healthy host", nil, func(p string) []string { return []string{"check", "--config", p, "dc01.lab.example"} }, exitOK,
 			[]string{"all checks passed"}, ""},
+		{"check needs a host", nil, func(p string) []string { return []string{"check", "--config", p} }, exitSetup,
+			nil, "usage: svcwatch check"},
 		{"check names the failing step and its fix", wrongPassword, func(p string) []string { return []string{"check", "--config", p, "dc01.lab.example"} }, exitFailed,
 			[]string{"FAIL", "fix:"}, "check(s) failed"},
 	}

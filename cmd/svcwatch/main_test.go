@@ -38,7 +38,7 @@ func TestCommandLine(t *testing.T) {
 		{"once with a broken config", []string{"once", "--config", bad}, exitSetup, "", `winrm.auth: "kerbros"`, true},
 		{"run with a broken config", []string{"run", "--config", bad}, exitSetup, "", `winrm.auth`, true},
 		{"discover with a broken config", []string{"discover", "--config", bad}, exitSetup, "", `winrm.auth`, true},
-		{"check needs a host", []string{"check", "--config", bad}, exitSetup, "", "usage: svcwatch check", true},
+		{"check with a broken config", []string{"check", "--config", bad, "dc01"}, exitSetup, "", "winrm.auth", true},
 		{"eval needs a file", []string{"eval"}, exitSetup, "", "usage: svcwatch eval", true},
 		{"bad flag", []string{"once", "--nope"}, exitSetup, "", "flag provided but not defined", false},
 		{"lab control must be loopback", []string{"lab", "serve", "--config-out", filepath.Join(dir, "x.yaml"), "--control", "0.0.0.0:8089"}, exitSetup, "", "loopback only", true},

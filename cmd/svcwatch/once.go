@@ -9,12 +9,7 @@ import (
 )
 
 func cmdOnce(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := newFlags("once", stderr)
-	path := fs.String("config", "", "configuration file (YAML)")
-	if err := parseFlags(fs, args); err != nil {
-		return err
-	}
-	cfg, err := loadConfig(*path)
+	_, cfg, err := configFlags("once", args, stderr)
 	if err != nil {
 		return err
 	}

@@ -11,18 +11,13 @@ import (
 )
 
 func cmdTestAlert(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := newFlags("test-alert", stderr)
-	path := fs.String("config", "", "configuration file (YAML)")
-	if err := parseFlags(fs, args); err != nil {
-		return err
-	}
-	cfg, err := loadConfig(*path)
+	_, cfg, err := configFlags("test-alert", args, stderr)
 	if err != nil {
 		return err
 	}
-	secrets, err := cfg.ReadSecrets()
+	secrets, err := readSecrets(cfg)
 	if err != nil {
-		return exitError{code: exitSetup, err: oneLine(err)}
+		return err
 	}
 	secret := secrets.SlackToken
 	if secret == "" {

@@ -54,29 +54,6 @@ func (s staticHosts) Discover(context.Context) ([]inventory.Host, []string, erro
 	return s, nil, nil
 }
 
-// storeOutbox adapts the store's outbox to notify's (as poller.Open does).
-type storeOutbox struct{ s *store.Store }
-
-func (o storeOutbox) Pending(ctx context.Context, limit int) ([]notify.Outgoing, error) {
-	rows, err := o.s.Pending(ctx, limit)
-	if err != nil {
-		return nil, err
-	}
-	out := make([]notify.Outgoing, len(rows))
-	for i, r := range rows {
-		out[i] = notify.Outgoing{Seq: r.Seq, Batch: r.Batch, Finding: r.Finding, Attempts: r.Attempts}
-	}
-	return out, nil
-}
-
-func (o storeOutbox) Delivered(ctx context.Context, seqs ...int64) error {
-	return o.s.Delivered(ctx, seqs...)
-}
-
-func (o storeOutbox) Attempted(ctx context.Context, seq int64, errText string) error {
-	return o.s.Attempted(ctx, seq, errText)
-}
-
 func newOurs(ctx context.Context, info LabInfo, names []string, concurrency int, interval time.Duration, dir string, log *slog.Logger) (*ours, error) {
 	caFile := filepath.Join(dir, "lab-ca.pem")
 	if err := os.WriteFile(caFile, []byte(info.CAPEM), 0o600); err != nil {
@@ -106,7 +83,7 @@ func newOurs(ctx context.Context, info LabInfo, names []string, concurrency int,
 		st.Close()
 		return nil, fmt.Errorf("bench: notifier: %w", err)
 	}
-	disp := &notify.Dispatcher{Outbox: storeOutbox{st}, Notifier: n, Logger: log}
+	disp := &notify.Dispatcher{Outbox: poller.StoreOutbox(st), Notifier: n, Logger: log}
 	hosts := make(map[string]inventory.Host, len(names))
 	list := make(staticHosts, 0, len(names))
 	for _, name := range names {

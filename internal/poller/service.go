@@ -184,6 +184,9 @@ func (a discoverer) Discover(ctx context.Context) ([]inventory.Host, []string, e
 	return r.Hosts, r.Warnings, err
 }
 
+// StoreOutbox is the store's outbox as the Slack dispatcher reads it.
+func StoreOutbox(st *store.Store) notify.Outbox { return outbox{st} }
+
 // outbox adapts the store's outbox to the dispatcher's.
 type outbox struct{ s *store.Store }
 
