@@ -68,6 +68,7 @@ type Options struct {
 	Mode        string        // ours | naive | both (default ours)
 	Concurrency int           // concurrent host polls (default 32)
 	Interval    time.Duration // cycle start to cycle start; 0 runs cycles back to back
+	Session     string        // ours: winrm.session, per-poll (default) or persistent
 	// Inject is how many hosts get a psexec per mode for detection latency
 	// (default hosts/100 clamped to 5..50; negative: none).
 	Inject int
@@ -249,7 +250,7 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 		var r runner
 		switch mode {
 		case ModeOurs:
-			r, err = newOurs(ctx, lab.info, names, o.Concurrency, o.Interval, dir, o.Logger)
+			r, err = newOurs(ctx, lab.info, names, o.Concurrency, o.Interval, o.Session, dir, o.Logger)
 			if err != nil {
 				return nil, err
 			}

@@ -54,14 +54,14 @@ func (s staticHosts) Discover(context.Context) ([]inventory.Host, []string, erro
 	return s, nil, nil
 }
 
-func newOurs(ctx context.Context, info LabInfo, names []string, concurrency int, interval time.Duration, dir string, log *slog.Logger) (*ours, error) {
+func newOurs(ctx context.Context, info LabInfo, names []string, concurrency int, interval time.Duration, session, dir string, log *slog.Logger) (*ours, error) {
 	caFile := filepath.Join(dir, "lab-ca.pem")
 	if err := os.WriteFile(caFile, []byte(info.CAPEM), 0o600); err != nil {
 		return nil, fmt.Errorf("bench: write the lab CA: %w", err)
 	}
 	col, err := winrm.New(config.WinRM{
 		Scheme: "https", Port: 5986, Auth: "ntlm", Username: info.User, CAFile: caFile,
-		ConnectTo: info.Addr, Timeout: pollTimeout, Concurrency: concurrency, MaxEvents: 500,
+		ConnectTo: info.Addr, Timeout: pollTimeout, Concurrency: concurrency, MaxEvents: 500, Session: session,
 	}, info.Password, log)
 	if err != nil {
 		return nil, fmt.Errorf("bench: collector: %w", err)
