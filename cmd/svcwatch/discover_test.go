@@ -78,3 +78,39 @@ func TestDiscoverAndCheckAgainstTheLab(t *testing.T) {
 		})
 	}
 }
+
+func TestTestAlertPostsEverySeverity(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts the lab")
+	}
+	l, err := lab.Start(t.Context(), lab.Options{Small: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { l.Close() })
+	path := filepath.Join(t.TempDir(), "svcwatch.yaml")
+	if err := os.WriteFile(path, []byte(l.Config().String()), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	code, stdout, stderr := run(t, "test-alert", "--config", path)
+	if code != exitOK {
+		t.Fatalf("exit %d: %s %s", code, stdout, stderr)
+	}
+	msgs := l.Slack().Messages()
+	if len(msgs) != 5 {
+		t.Fatalf("%d messages in Slack, want one per severity (5)", len(msgs))
+	}
+	for i, sev := range []string{"INFO", "LOW", "MEDIUM", "HIGH", "CRITICAL"} {
+		if !strings.Contains(msgs[i].Readable(), sev) {
+			t.Errorf("message %d does not show severity %s:\n%s", i, sev, msgs[i].Readable())
+		}
+	}
+	if l.Slack().Rejected() != 0 {
+		t.Errorf("the sink rejected %d sample messages", l.Slack().Rejected())
+	}
+
+	l.Slack().Reject("channel_not_found", 1)
+	if code, _, stderr := run(t, "test-alert", "--config", path); code != exitFailed || !strings.Contains(stderr, "channel") {
+		t.Fatalf("refused channel: exit %d, stderr %q; want 1 and a message naming the channel", code, stderr)
+	}
+}
