@@ -8,7 +8,6 @@ import (
 	"io"
 	"strings"
 	"time"
-	"unicode/utf8"
 
 	"github.com/svcwatch/svcwatch/internal/inventory"
 )
@@ -372,22 +371,9 @@ func clean(s string) string {
 	if len(s) <= maxStringBytes {
 		return s
 	}
-	cut := maxStringBytes
-	for cut > 0 && !utf8.RuneStart(s[cut]) {
-		cut--
-	}
-	return s[:cut] + fmt.Sprintf("…[truncated %d bytes]", len(s)-cut)
+	kept := strings.TrimSuffix(inventory.Truncate(s, maxStringBytes), "…")
+	return kept + fmt.Sprintf("…[truncated %d bytes]", len(s)-len(kept))
 }
 
 // truncate shortens untrusted text quoted in error messages.
-func truncate(s string) string {
-	s = strings.ToValidUTF8(s, "\uFFFD")
-	if len(s) <= 64 {
-		return s
-	}
-	cut := 64
-	for cut > 0 && !utf8.RuneStart(s[cut]) {
-		cut--
-	}
-	return s[:cut] + "…"
-}
+func truncate(s string) string { return inventory.Truncate(s, 64) }

@@ -9,6 +9,8 @@ import (
 	"io"
 	"strconv"
 	"strings"
+
+	"github.com/svcwatch/svcwatch/internal/inventory"
 )
 
 const (
@@ -228,13 +230,5 @@ func sanitize(s string, max int) string {
 		}
 		return r
 	}, s)
-	s = strings.Join(strings.Fields(s), " ")
-	if len(s) > max {
-		cut := max
-		for cut > 0 && (s[cut]&0xC0) == 0x80 {
-			cut--
-		}
-		s = s[:cut] + "…"
-	}
-	return s
+	return inventory.Truncate(strings.Join(strings.Fields(s), " "), max)
 }
