@@ -70,7 +70,7 @@ type detector struct {
 
 	cur      []Service
 	curIdx   serviceIndex
-	prevIdx  serviceIndex
+	prevIdx  serviceIndex    // curIdx is the same index when the inventory is unchanged (read-only)
 	joined   map[string]bool // upper-cased key names a 7045 of this observation joined
 	gone     map[string]bool // upper-cased key names of stored services an ephemeral 7045 explains
 	starts   []Event         // 7040 events not yet attached to a finding
@@ -83,12 +83,12 @@ func (d *detector) run() (State, []Finding) {
 		next.Host = d.host.Name
 	}
 	changed := d.obs.Services != nil
-	d.cur = d.prev.Services
+	d.prevIdx = newServiceIndex(d.prev.Services)
+	d.cur, d.curIdx = d.prev.Services, d.prevIdx
 	if changed {
 		d.cur = slices.Clone(d.obs.Services)
+		d.curIdx = newServiceIndex(d.cur)
 	}
-	d.curIdx = newServiceIndex(d.cur)
-	d.prevIdx = newServiceIndex(d.prev.Services)
 	d.joined = map[string]bool{}
 	d.gone = map[string]bool{}
 
