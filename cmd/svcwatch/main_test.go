@@ -6,6 +6,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/svcwatch/svcwatch/internal/refdata"
 )
 
 func run(t *testing.T, args ...string) (code int, stdout, stderr string) {
@@ -63,10 +65,7 @@ func TestCommandLine(t *testing.T) {
 }
 
 func TestEvalCorpus(t *testing.T) {
-	corpus := filepath.Join("..", "..", "..", "shared", "corpus", "service-installs.jsonl")
-	if _, err := os.Stat(corpus); err != nil {
-		t.Skipf("shared corpus not found: %v", err)
-	}
+	corpus := filepath.Join(refdata.Require(t), "corpus", "service-installs.jsonl")
 	code, stdout, stderr := run(t, "eval", corpus)
 	if code != exitOK {
 		t.Fatalf("exit %d: %s", code, stderr)
