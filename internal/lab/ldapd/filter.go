@@ -2,6 +2,7 @@ package ldapd
 
 import (
 	"bytes"
+	"cmp"
 	"errors"
 	"strconv"
 	"strings"
@@ -256,7 +257,7 @@ func (m *matcher) ordering(e *entry, name, want string, ge bool) tri {
 	for _, v := range vals {
 		var c int
 		if n, err := strconv.ParseInt(v, 10, 64); err == nil && werr == nil {
-			c = cmpInt(n, wn)
+			c = cmp.Compare(n, wn)
 		} else {
 			c = strings.Compare(strings.ToLower(v), strings.ToLower(want))
 		}
@@ -265,16 +266,6 @@ func (m *matcher) ordering(e *entry, name, want string, ge bool) tri {
 		}
 	}
 	return isFalse
-}
-
-func cmpInt(a, b int64) int {
-	switch {
-	case a < b:
-		return -1
-	case a > b:
-		return 1
-	}
-	return 0
 }
 
 func (m *matcher) substrings(e *entry, name string, subs *ber.Packet) tri {

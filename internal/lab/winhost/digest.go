@@ -1,6 +1,7 @@
 package winhost
 
 import (
+	"cmp"
 	"crypto/sha256"
 	"encoding/hex"
 	"slices"
@@ -80,7 +81,7 @@ func compareUTF16(a, b string) int {
 		ra, na := utf8.DecodeRuneInString(a)
 		rb, nb := utf8.DecodeRuneInString(b)
 		if ra != rb {
-			return cmpInt64(utf16Key(ra), utf16Key(rb))
+			return cmp.Compare(utf16Key(ra), utf16Key(rb))
 		}
 		a, b = a[na:], b[nb:]
 	}
@@ -94,14 +95,4 @@ func utf16Key(r rune) int64 {
 		return (0xD800+v>>10)<<10 | v&0x3FF
 	}
 	return int64(r) << 10
-}
-
-func cmpInt64(a, b int64) int {
-	switch {
-	case a < b:
-		return -1
-	case a > b:
-		return 1
-	}
-	return 0
 }
