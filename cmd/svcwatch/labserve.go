@@ -38,9 +38,9 @@ func cmdLabServe(ctx context.Context, args []string, stdout, stderr io.Writer) e
 		return exitError{code: exitSetup, err: fmt.Errorf("start the lab: %w", err)}
 	}
 	defer l.Close()
-	cfg := l.Config()
-	cfg.State.Path = *configOut + ".db"
-	if err := os.WriteFile(*configOut, []byte(cfg.String()), 0o600); err != nil {
+	// The state file stays in the lab's own directory, removed with the lab:
+	// a new lab (new hosts, new record ids) never meets an old baseline.
+	if err := os.WriteFile(*configOut, []byte(l.Config().String()), 0o600); err != nil {
 		return exitError{code: exitSetup, err: fmt.Errorf("--config-out: %w", err)}
 	}
 	ln, err := net.Listen("tcp", *control)
