@@ -75,15 +75,8 @@ func (s *sealSession) unseal(sealed, signature []byte) ([]byte, error) {
 	}
 	plain := make([]byte, len(sealed))
 	s.recvSeal.XORKeyStream(plain, sealed)
-	want := checksum(s.recvSign, s.recvSeq, plain)
-	if s.flags&flagKeyExch != 0 {
-		s.recvSeal.XORKeyStream(want, want)
-	}
-	seq := binary.LittleEndian.Uint32(signature[12:16])
-	ok := hmac.Equal(want, signature[4:12]) && seq == s.recvSeq
-	s.recvSeq++
-	if !ok {
-		return nil, errBadSignature
+	if err := s.verify(plain, signature); err != nil {
+		return nil, err
 	}
 	return plain, nil
 }
@@ -92,16 +85,7 @@ func (s *sealSession) unseal(sealed, signature []byte) ([]byte, error) {
 func (s *sealSession) seal(plain []byte) (sealed, signature []byte) {
 	sealed = make([]byte, len(plain))
 	s.sendSeal.XORKeyStream(sealed, plain)
-	sum := checksum(s.sendSign, s.sendSeq, plain)
-	if s.flags&flagKeyExch != 0 {
-		s.sendSeal.XORKeyStream(sum, sum)
-	}
-	signature = make([]byte, 0, signatureLen)
-	signature = binary.LittleEndian.AppendUint32(signature, 1)
-	signature = append(signature, sum...)
-	signature = binary.LittleEndian.AppendUint32(signature, s.sendSeq)
-	s.sendSeq++
-	return sealed, signature
+	return sealed, s.sign(plain)
 }
 
 // sign is GSS_GetMIC for the sending direction: a signature over msg
