@@ -283,27 +283,24 @@ func (d *Directory) Delete(dn string) error {
 
 // Replace sets attribute name of entry dn to vals (none: removes it).
 func (d *Directory) Replace(dn, name string, vals ...string) error {
-	norm, err := normalizeDN(dn)
-	if err != nil {
-		return fmt.Errorf("ldapd: modify %q: %w: %v", dn, ErrBadDN, err)
-	}
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	e, ok := d.entries[norm]
-	if !ok {
-		return fmt.Errorf("ldapd: modify %q: %w", dn, ErrNotFound)
-	}
-	if len(vals) == 0 {
-		e.attrs = slices.DeleteFunc(e.attrs, func(a *attribute) bool { return strings.EqualFold(a.name, name) })
-	} else {
-		e.set(name, slices.Clone(vals))
-	}
-	d.indexOK = false
-	return nil
+	return d.modify(dn, func(e *entry) {
+		if len(vals) == 0 {
+			e.attrs = slices.DeleteFunc(e.attrs, func(a *attribute) bool { return strings.EqualFold(a.name, name) })
+		} else {
+			e.set(name, slices.Clone(vals))
+		}
+	})
 }
 
 // AddValues appends values to attribute name of entry dn (e.g. a group member).
 func (d *Directory) AddValues(dn, name string, vals ...string) error {
+	return d.modify(dn, func(e *entry) {
+		e.set(name, append(slices.Clone(e.values(name)), vals...))
+	})
+}
+
+// modify applies change to entry dn under the lock and invalidates the index.
+func (d *Directory) modify(dn string, change func(e *entry)) error {
 	norm, err := normalizeDN(dn)
 	if err != nil {
 		return fmt.Errorf("ldapd: modify %q: %w: %v", dn, ErrBadDN, err)
@@ -314,7 +311,7 @@ func (d *Directory) AddValues(dn, name string, vals ...string) error {
 	if !ok {
 		return fmt.Errorf("ldapd: modify %q: %w", dn, ErrNotFound)
 	}
-	e.set(name, append(slices.Clone(e.values(name)), vals...))
+	change(e)
 	d.indexOK = false
 	return nil
 }
