@@ -209,14 +209,8 @@ func HostName(r *http.Request) string {
 // per host. Use it as Front(auth.Wrap(server)).
 func (s *Server) Front(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		name := HostName(r)
-		h, ok := s.hosts.Lookup(name)
+		name, h, ok := s.reachable(w, r)
 		if !ok {
-			writeInvalidHostname(w)
-			return
-		}
-		if h.Down() {
-			ResetConnection(w)
 			return
 		}
 		if h.Fault() == winhost.FaultLogonFailure {
@@ -279,6 +273,23 @@ func (c *countingWriter) Write(p []byte) (int, error) {
 // Unwrap lets http.ResponseController reach the real writer (hijacking).
 func (c *countingWriter) Unwrap() http.ResponseWriter { return c.ResponseWriter }
 
+// reachable finds the host a request is for. When there is none it answers
+// HTTP.sys' 400, when the host is down it resets the connection; either way
+// ok is false and the request is done.
+func (s *Server) reachable(w http.ResponseWriter, r *http.Request) (name string, h *winhost.Host, ok bool) {
+	name = HostName(r)
+	h, ok = s.hosts.Lookup(name)
+	if !ok {
+		writeInvalidHostname(w)
+		return name, nil, false
+	}
+	if h.Down() {
+		ResetConnection(w)
+		return name, nil, false
+	}
+	return name, h, true
+}
+
 func writeInvalidHostname(w http.ResponseWriter) {
 	w.Header().Set("Content-Type", "text/html; charset=us-ascii")
 	w.Header().Set("Server", "Microsoft-HTTPAPI/2.0")
@@ -305,14 +316,8 @@ func ResetConnection(w http.ResponseWriter) {
 
 // ServeHTTP handles one WS-Management request.
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	name := HostName(r)
-	h, ok := s.hosts.Lookup(name)
+	name, h, ok := s.reachable(w, r)
 	if !ok {
-		writeInvalidHostname(w)
-		return
-	}
-	if h.Down() {
-		ResetConnection(w)
 		return
 	}
 	if r.URL.Path != "/wsman" {
