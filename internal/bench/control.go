@@ -13,6 +13,8 @@ import (
 	"os/exec"
 	"strconv"
 	"time"
+
+	"github.com/svcwatch/svcwatch/internal/inventory"
 )
 
 // control talks to a lab's control API (in this process or a child).
@@ -149,9 +151,6 @@ func startLab(ctx context.Context, opts LabOptions, cmd []string) (*labHandle, e
 	return &labHandle{info: info, ctl: newControl(info.Control), child: true, stop: stop}, nil
 }
 
-func truncate(s string, n int) string {
-	if len(s) <= n {
-		return s
-	}
-	return s[:n] + "…"
-}
+// truncate shortens text from the lab process or a host for an error
+// message without splitting a character.
+func truncate(s string, n int) string { return inventory.Truncate(s, n) }
