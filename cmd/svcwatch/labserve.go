@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"io"
 	"net"
-	"net/http"
 	"os"
 	"time"
 
@@ -33,31 +32,25 @@ func cmdLabServe(ctx context.Context, args []string, stdout, stderr io.Writer) e
 	if err := requireLoopback(*control); err != nil {
 		return exitError{code: exitSetup, err: err}
 	}
-	l, err := lab.Start(ctx, lab.Options{Hosts: *hosts, Scheme: *scheme, PollInterval: *interval})
-	if err != nil {
-		return exitError{code: exitSetup, err: fmt.Errorf("start the lab: %w", err)}
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	var writeErr error
+	opts := lab.Options{Hosts: *hosts, Scheme: *scheme, PollInterval: *interval,
+		Ready: func(l *lab.Lab, addr string) {
+			// Every key with its value, defaults included, so the file shows
+			// what svcwatch will do against the lab.
+			if writeErr = os.WriteFile(*configOut, []byte(l.Config().String()), 0o600); writeErr != nil {
+				cancel()
+				return
+			}
+			fmt.Fprintf(stdout, "lab: %d hosts in %s; config written to %s; control API on http://%s (GET /hosts)\n",
+				*hosts, l.BaseDN(), *configOut, addr)
+		}}
+	if err := lab.Serve(ctx, opts, "", *control); err != nil {
+		return exitError{code: exitSetup, err: err}
 	}
-	defer l.Close()
-	// The state file stays in the lab's own directory, removed with the lab:
-	// a new lab (new hosts, new record ids) never meets an old baseline.
-	if err := os.WriteFile(*configOut, []byte(l.Config().String()), 0o600); err != nil {
-		return exitError{code: exitSetup, err: fmt.Errorf("--config-out: %w", err)}
-	}
-	ln, err := net.Listen("tcp", *control)
-	if err != nil {
-		return exitError{code: exitSetup, err: fmt.Errorf("--control %s: %w", *control, err)}
-	}
-	srv := &http.Server{Handler: l.Handler(), ReadHeaderTimeout: 5 * time.Second}
-	go func() {
-		<-ctx.Done()
-		sctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
-		defer cancel()
-		_ = srv.Shutdown(sctx)
-	}()
-	fmt.Fprintf(stdout, "lab: %d hosts in %s; config written to %s; control API on http://%s (GET /hosts)\n",
-		*hosts, l.BaseDN(), *configOut, ln.Addr())
-	if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
-		return exitError{code: exitFailed, err: err}
+	if writeErr != nil {
+		return exitError{code: exitSetup, err: fmt.Errorf("--config-out: %w", writeErr)}
 	}
 	return nil
 }

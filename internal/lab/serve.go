@@ -7,6 +7,8 @@ import (
 	"net"
 	"net/http"
 	"time"
+
+	"github.com/svcwatch/svcwatch/internal/config"
 )
 
 // DefaultControlAddr is where `svcwatch lab serve` listens without --control.
@@ -21,7 +23,7 @@ func Serve(ctx context.Context, opts Options, configOut, controlAddr string) err
 		controlAddr = DefaultControlAddr
 	}
 	host, _, err := net.SplitHostPort(controlAddr)
-	if ip := net.ParseIP(host); err != nil || (host != "localhost" && (ip == nil || !ip.IsLoopback())) {
+	if err != nil || !config.LoopbackHost(host) {
 		return fmt.Errorf("lab: control address %q is not a loopback host:port; use e.g. 127.0.0.1:8089", controlAddr)
 	}
 	l, err := Start(ctx, opts)
