@@ -153,4 +153,5 @@ func startLab(ctx context.Context, opts LabOptions, cmd []string) (*labHandle, e
 
 // truncate shortens text from the lab process or a host for an error
 // message without splitting a character.
-func truncate(s string, n int) string { return inventory.Truncate(s, n) }
+// truncate makes text from a host or the lab process safe to print in an error.
+func truncate(s string, n int) string { return inventory.Truncate(inventory.Printable(s), n) }
