@@ -151,7 +151,6 @@ func startLab(ctx context.Context, opts LabOptions, cmd []string) (*labHandle, e
 	return &labHandle{info: info, ctl: newControl(info.Control), child: true, stop: stop}, nil
 }
 
-// truncate shortens text from the lab process or a host for an error
-// message without splitting a character.
-// truncate makes text from a host or the lab process safe to print in an error.
+// truncate makes text from the lab process or a host safe to quote in an
+// error: printable, bounded, never split inside a character.
 func truncate(s string, n int) string { return inventory.Truncate(inventory.Printable(s), n) }
