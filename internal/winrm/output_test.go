@@ -1,7 +1,6 @@
 package winrm
 
 import (
-	"bufio"
 	"bytes"
 	"encoding/json"
 	"encoding/xml"
@@ -14,6 +13,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/svcwatch/svcwatch/internal/triage"
 )
 
 const testDigest = "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef"
@@ -201,21 +202,6 @@ func TestParseAnswerRejects(t *testing.T) {
 	}
 }
 
-// corpusRecord is one line of shared/corpus/service-installs.jsonl.
-type corpusRecord struct {
-	EventID       int     `json:"EventID"`
-	EventRecordID string  `json:"EventRecordID"`
-	TimeCreated   string  `json:"TimeCreated"`
-	UserID        *string `json:"UserID"`
-	ServiceName   *string `json:"ServiceName"`
-	ImagePath     *string `json:"ImagePath"`
-	ServiceType   *string `json:"ServiceType"`
-	StartType     *string `json:"StartType"`
-	AccountName   *string `json:"AccountName"`
-	Channel       string  `json:"Channel"`
-	SourceFile    string  `json:"source_file"`
-}
-
 func str(p *string) string {
 	if p == nil {
 		return ""
@@ -228,15 +214,13 @@ func str(p *string) string {
 // and checks each field survives.
 func TestParseCorpusEvents(t *testing.T) {
 	data := readShared(t, filepath.Join("corpus", "service-installs.jsonl"))
-	byFile := map[string][]corpusRecord{}
-	sc := bufio.NewScanner(bytes.NewReader(data))
-	sc.Buffer(make([]byte, 1<<20), 1<<24)
-	for sc.Scan() {
-		var r corpusRecord
-		if err := json.Unmarshal(sc.Bytes(), &r); err != nil {
-			t.Fatal(err)
-		}
-		if r.EventID == 7045 && r.Channel == "System" {
+	records, err := triage.ReadCorpus(bytes.NewReader(data))
+	if err != nil {
+		t.Fatal(err)
+	}
+	byFile := map[string][]triage.CorpusRecord{}
+	for _, r := range records {
+		if r.EventID == 7045 { // System log only: the Security copies are 4697
 			byFile[r.SourceFile] = append(byFile[r.SourceFile], r)
 		}
 	}
@@ -244,20 +228,20 @@ func TestParseCorpusEvents(t *testing.T) {
 	for file, recs := range byFile {
 		seen := map[uint64]bool{}
 		var events []any
-		var want []corpusRecord
-		sort.Slice(recs, func(i, j int) bool { return atou(recs[i].EventRecordID) < atou(recs[j].EventRecordID) })
+		var want []triage.CorpusRecord
+		sort.Slice(recs, func(i, j int) bool { return atou(str(recs[i].EventRecordID)) < atou(str(recs[j].EventRecordID)) })
 		for _, r := range recs {
-			rec := atou(r.EventRecordID)
+			rec := atou(str(r.EventRecordID))
 			if rec == 0 || seen[rec] {
 				continue
 			}
 			seen[rec] = true
-			ts, err := time.Parse("2006-01-02 15:04:05.999999", r.TimeCreated)
+			ts, err := time.Parse("2006-01-02 15:04:05.999999", str(r.TimeCreated))
 			if err != nil {
-				ts, err = time.Parse(time.RFC3339Nano, r.TimeCreated)
+				ts, err = time.Parse(time.RFC3339Nano, str(r.TimeCreated))
 			}
 			if err != nil {
-				t.Fatalf("%s: time %q: %v", file, r.TimeCreated, err)
+				t.Fatalf("%s: time %q: %v", file, str(r.TimeCreated), err)
 			}
 			events = append(events, map[string]any{
 				"id": 7045, "rec": rec, "time": ts.UTC().Format("2006-01-02T15:04:05.0000000Z"), "sid": str(r.UserID),
@@ -270,7 +254,7 @@ func TestParseCorpusEvents(t *testing.T) {
 		}
 		a := validAnswer()
 		a["events"] = events
-		a["log"] = map[string]any{"oldest": 1, "newest": atou(want[len(want)-1].EventRecordID), "retention": "circular"}
+		a["log"] = map[string]any{"oldest": 1, "newest": atou(str(want[len(want)-1].EventRecordID)), "retention": "circular"}
 		ans, err := parseAnswer(encode(t, a), collectRequest{MaxEvents: maxEventsLimit})
 		if err != nil {
 			t.Fatalf("%s: %v", file, err)
@@ -279,7 +263,7 @@ func TestParseCorpusEvents(t *testing.T) {
 			in, _ := ev.Install()
 			r := want[i]
 			if in.ServiceName != clean(str(r.ServiceName)) || in.ImagePath != clean(str(r.ImagePath)) || in.Account != str(r.AccountName) || ev.SID != str(r.UserID) {
-				t.Errorf("%s record %s: got %+v sid %q", file, r.EventRecordID, in, ev.SID)
+				t.Errorf("%s record %s: got %+v sid %q", file, str(r.EventRecordID), in, ev.SID)
 			}
 		}
 		total += len(ans.Observation.Events)
