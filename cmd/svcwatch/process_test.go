@@ -253,16 +253,25 @@ func (ls *labServe) post(t *testing.T, path string) {
 	}
 }
 
-func procGetJSON(t *testing.T, url string, v any) {
+// procGet GETs url and fails the test unless it answers 200; the caller
+// closes the body.
+func procGet(t *testing.T, url string) *http.Response {
 	t.Helper()
 	resp, err := procHTTP.Get(url)
 	if err != nil {
 		t.Fatalf("GET %s: %v", url, err)
 	}
-	defer resp.Body.Close()
 	if resp.StatusCode != http.StatusOK {
+		resp.Body.Close()
 		t.Fatalf("GET %s: %s", url, resp.Status)
 	}
+	return resp
+}
+
+func procGetJSON(t *testing.T, url string, v any) {
+	t.Helper()
+	resp := procGet(t, url)
+	defer resp.Body.Close()
 	if err := json.NewDecoder(io.LimitReader(resp.Body, 64<<20)).Decode(v); err != nil {
 		t.Fatalf("GET %s: %v", url, err)
 	}
@@ -632,14 +641,8 @@ type metricSamples map[string]map[string]float64
 
 func scrape(t *testing.T, url string) metricSamples {
 	t.Helper()
-	resp, err := procHTTP.Get(url)
-	if err != nil {
-		t.Fatalf("GET %s: %v", url, err)
-	}
+	resp := procGet(t, url)
 	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		t.Fatalf("GET %s: %s", url, resp.Status)
-	}
 	out := metricSamples{}
 	sc := bufio.NewScanner(io.LimitReader(resp.Body, 16<<20))
 	sc.Buffer(make([]byte, 64<<10), 1<<20)
