@@ -221,8 +221,9 @@ func (p *Poller) Discover(ctx context.Context) ([]inventory.Host, error) {
 			fs := p.triage(now, []inventory.Finding{inventory.DiscoveryFailedFinding(derr.Error(), now)})
 			if err := p.parts.Store.SaveHosts(ctx, previous, fs); err != nil {
 				log.Error("store the discovery failure", "err", err)
+			} else {
+				p.committed(fs)
 			}
-			p.nudge()
 		}
 		return previous, fmt.Errorf("discover: %w", derr)
 	}
@@ -242,10 +243,7 @@ func (p *Poller) Discover(ctx context.Context) ([]inventory.Host, error) {
 	}
 	p.mu.Unlock()
 	p.opts.Metrics.hostsMonitored(len(hosts))
-	p.opts.Metrics.findings(fs)
-	if len(fs) > 0 {
-		p.nudge()
-	}
+	p.committed(fs)
 	log.Info("discovery", "hosts", len(hosts), "scope_changes", len(fs))
 	return hosts, nil
 }
@@ -255,6 +253,15 @@ func (p *Poller) triage(now time.Time, fs []inventory.Finding) []inventory.Findi
 		return fs
 	}
 	return p.parts.Triager.Apply(now, fs)
+}
+
+// committed counts findings the store has just taken and, if there are
+// any, asks the dispatcher to deliver them.
+func (p *Poller) committed(fs []inventory.Finding) {
+	p.opts.Metrics.findings(fs)
+	if len(fs) > 0 {
+		p.nudge()
+	}
 }
 
 // nudge asks the dispatcher to drain soon.
@@ -306,7 +313,7 @@ func (p *Poller) PollHost(ctx context.Context, host inventory.Host) (err error) 
 		if r := recover(); r != nil {
 			perr := fmt.Errorf("%s: internal error (please report it): %v", host.Name, r)
 			log.Error("poll panicked", "panic", r, "stack", string(debug.Stack()))
-			err = p.recordFailure(ctx, log, host, prev, perr, p.opts.Clock.Now().UTC())
+			err = p.recordFailure(ctx, log, host, prev, perr, false, p.opts.Clock.Now().UTC())
 		}
 	}()
 
@@ -326,13 +333,14 @@ func (p *Poller) PollHost(ctx context.Context, host inventory.Host) (err error) 
 			return ctx.Err()
 		}
 		var extra []inventory.Finding
-		if p.opts.IsAuthError(cerr) {
+		auth := p.opts.IsAuthError(cerr)
+		if auth {
 			if f := p.creds.refusedBy(host.Name, now, p.opts.MaxBackoff, cerr.Error()); f != nil {
 				log.Error("WinRM credentials refused by several hosts: pausing all polls", "until", now.Add(p.opts.MaxBackoff))
 				extra = append(extra, *f)
 			}
 		}
-		return p.recordFailure(ctx, log, host, prev, cerr, now, extra...)
+		return p.recordFailure(ctx, log, host, prev, cerr, auth, now, extra...)
 	}
 	p.creds.accepted()
 
@@ -352,17 +360,15 @@ func (p *Poller) PollHost(ctx context.Context, host inventory.Host) (err error) 
 	p.mu.Lock()
 	delete(p.notBefore, host.Name)
 	p.mu.Unlock()
-	p.opts.Metrics.findings(fs)
-	if len(fs) > 0 {
-		p.nudge()
-	}
+	p.committed(fs)
 	log.Debug("polled", "events", len(obs.Events), "findings", len(fs), "watermark", next.Watermark, "more", obs.More)
 	return nil
 }
 
 // recordFailure stores a failed poll (and extra findings about it) in the
 // host's state, raising unreachable once per outage, and sets the back-off.
-func (p *Poller) recordFailure(ctx context.Context, log *slog.Logger, host inventory.Host, prev inventory.State, cerr error, now time.Time, extra ...inventory.Finding) error {
+// auth says the host refused the credentials.
+func (p *Poller) recordFailure(ctx context.Context, log *slog.Logger, host inventory.Host, prev inventory.State, cerr error, auth bool, now time.Time, extra ...inventory.Finding) error {
 	st := prev
 	st.LastPoll = now
 	st.Failures++
@@ -376,11 +382,8 @@ func (p *Poller) recordFailure(ctx context.Context, log *slog.Logger, host inven
 	if err := p.parts.Store.Commit(ctx, st, fs); err != nil {
 		log.Error("record a failed poll", "err", err)
 	}
-	p.opts.Metrics.findings(fs)
-	if len(fs) > 0 {
-		p.nudge()
-	}
-	wait := p.backoff(st.Failures, p.opts.IsAuthError(cerr))
+	p.committed(fs)
+	wait := p.backoff(st.Failures, auth)
 	p.mu.Lock()
 	p.notBefore[host.Name] = now.Add(wait)
 	p.mu.Unlock()
