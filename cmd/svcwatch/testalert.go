@@ -4,8 +4,6 @@ import (
 	"context"
 	"fmt"
 	"io"
-	"net/http"
-	"time"
 
 	"github.com/svcwatch/svcwatch/internal/notify"
 )
@@ -19,15 +17,7 @@ func cmdTestAlert(ctx context.Context, args []string, stdout, stderr io.Writer) 
 	if err != nil {
 		return err
 	}
-	secret := secrets.SlackToken
-	if secret == "" {
-		secret = secrets.SlackWebhookURL
-	}
-	timeout := cfg.Slack.Timeout
-	if timeout <= 0 {
-		timeout = 10 * time.Second
-	}
-	n, err := notify.New(cfg.Slack, secret, &http.Client{Timeout: timeout})
+	n, err := notify.New(cfg.Slack, secrets.Slack(), nil) // a client with slack.timeout
 	if err != nil {
 		return exitError{code: exitSetup, err: oneLine(err)}
 	}

@@ -1,6 +1,7 @@
 package config
 
 import (
+	"cmp"
 	"errors"
 	"fmt"
 	"io"
@@ -60,6 +61,10 @@ type Secrets struct {
 	SlackToken      string // slack.token_env / _file
 	SlackWebhookURL string // slack.webhook_url_env / _file
 }
+
+// Slack is the Slack secret the configuration names: the bot token, or
+// else the incoming webhook URL ("" when Slack is not configured).
+func (s Secrets) Slack() string { return cmp.Or(s.SlackToken, s.SlackWebhookURL) }
 
 func (s Secrets) String() string {
 	mark := func(v string) string {

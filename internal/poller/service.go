@@ -88,13 +88,10 @@ func Open(ctx context.Context, cfg *config.Config, bo BuildOptions) (*Service, e
 	}, ClassifyFailure)
 
 	var disp Dispatcher
-	if secret := firstNonEmpty(secrets.SlackToken, secrets.SlackWebhookURL); secret != "" {
-		timeout := cfg.Slack.Timeout
-		if timeout <= 0 {
-			timeout = 10 * time.Second
-		}
+	if secret := secrets.Slack(); secret != "" {
 		svc.slackTransport = http.DefaultTransport.(*http.Transport).Clone()
-		n, err := notify.New(cfg.Slack, secret, &http.Client{Timeout: timeout, Transport: svc.slackTransport})
+		// notify.New gives the client slack.timeout.
+		n, err := notify.New(cfg.Slack, secret, &http.Client{Transport: svc.slackTransport})
 		if err != nil {
 			svc.Close()
 			return nil, fmt.Errorf("slack: %w", err)
@@ -208,13 +205,4 @@ func (o outbox) Delivered(ctx context.Context, seqs ...int64) error {
 
 func (o outbox) Attempted(ctx context.Context, seq int64, errText string) error {
 	return o.s.Attempted(ctx, seq, errText)
-}
-
-func firstNonEmpty(vs ...string) string {
-	for _, v := range vs {
-		if v != "" {
-			return v
-		}
-	}
-	return ""
 }
