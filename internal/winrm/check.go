@@ -1,6 +1,7 @@
 package winrm
 
 import (
+	"cmp"
 	"context"
 	"crypto/tls"
 	"crypto/x509"
@@ -123,16 +124,16 @@ func Check(ctx context.Context, cfg config.WinRM, password string, host string) 
 	for _, e := range ans.Errors {
 		switch {
 		case strings.HasPrefix(e, "log:") || strings.HasPrefix(e, "events:"):
-			logErr = firstNonEmpty(logErr, e)
+			logErr = cmp.Or(logErr, e)
 		case strings.HasPrefix(e, "state:") || strings.HasPrefix(e, "service "):
-			svcErr = firstNonEmpty(svcErr, e)
+			svcErr = cmp.Or(svcErr, e)
 		}
 	}
 	o := ans.Observation
 	if logErr != "" {
 		add(CheckStep{Name: "System log", Detail: sanitize(logErr, 300), Remedy: "add the svcwatch account to Event Log Readers on the host (on DCs: the builtin domain group)"})
 	} else {
-		add(CheckStep{Name: "System log", OK: true, Detail: fmt.Sprintf("records %d..%d, %d bytes max, retention %s", o.Log.OldestRecord, o.Log.NewestRecord, o.Log.MaxBytes, firstNonEmpty(o.Log.Retention, "unknown"))})
+		add(CheckStep{Name: "System log", OK: true, Detail: fmt.Sprintf("records %d..%d, %d bytes max, retention %s", o.Log.OldestRecord, o.Log.NewestRecord, o.Log.MaxBytes, cmp.Or(o.Log.Retention, "unknown"))})
 	}
 	drivers := 0
 	for _, s := range o.Services {

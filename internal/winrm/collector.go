@@ -6,6 +6,7 @@
 package winrm
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -68,8 +69,8 @@ func New(cfg config.WinRM, password string, logger *slog.Logger) (*Collector, er
 }
 
 func normalize(cfg config.WinRM) (config.WinRM, error) {
-	cfg.Scheme = strings.ToLower(firstNonEmpty(cfg.Scheme, "https"))
-	cfg.Auth = strings.ToLower(firstNonEmpty(cfg.Auth, "ntlm"))
+	cfg.Scheme = strings.ToLower(cmp.Or(cfg.Scheme, "https"))
+	cfg.Auth = strings.ToLower(cmp.Or(cfg.Auth, "ntlm"))
 	switch cfg.Scheme {
 	case "https":
 		if cfg.Port == 0 {
@@ -95,7 +96,7 @@ func normalize(cfg config.WinRM) (config.WinRM, error) {
 		cfg.MaxEvents = DefaultMaxEvents
 	}
 	cfg.MaxEvents = min(cfg.MaxEvents, maxEventsLimit)
-	cfg.Session = strings.ToLower(firstNonEmpty(cfg.Session, DefaultSession))
+	cfg.Session = strings.ToLower(cmp.Or(cfg.Session, DefaultSession))
 	if cfg.Session != SessionPersistent && cfg.Session != SessionPerPoll {
 		return cfg, fmt.Errorf("winrm.session %q: want %s or %s", cfg.Session, SessionPersistent, SessionPerPoll)
 	}

@@ -1,6 +1,7 @@
 package winrm
 
 import (
+	"cmp"
 	"encoding/base64"
 	"fmt"
 	"net/http"
@@ -70,7 +71,7 @@ func newKerberosAuth(cfg config.WinRM, password string) (*kerberosAuth, error) {
 		user = user[i+1:] // DOMAIN\user: the NetBIOS domain is not the realm
 	}
 	if i := strings.LastIndexByte(user, '@'); i >= 0 {
-		user, realm = user[:i], firstNonEmpty(realm, user[i+1:])
+		user, realm = user[:i], cmp.Or(realm, user[i+1:])
 	}
 	if realm == "" {
 		realm = kc.LibDefaults.DefaultRealm
@@ -150,11 +151,4 @@ func (k *kerberosAuth) invalidate(host string) {
 	k.mu.Lock()
 	defer k.mu.Unlock()
 	delete(k.cache, "HTTP/"+strings.ToLower(host))
-}
-
-func firstNonEmpty(a, b string) string {
-	if a != "" {
-		return a
-	}
-	return b
 }
