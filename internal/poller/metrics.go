@@ -53,6 +53,12 @@ func NewMetrics(outboxDepth func() float64, classify func(error) string) *Metric
 	}
 	m.Registry.MustRegister(m.polls, m.pollDuration, m.hosts, m.findingsTotal, m.lastDiscovery, m.discoveries, m.SlackErrors,
 		prometheus.NewGoCollector(), prometheus.NewProcessCollector(prometheus.ProcessCollectorOpts{}))
+	// Series that exist from the start, so a dashboard or alert rule sees 0
+	// rather than no data before the first Slack failure.
+	for _, class := range []string{"transient", "rate_limited", "destination", "rejected"} {
+		m.SlackErrors.WithLabelValues(class)
+	}
+	m.polls.WithLabelValues("ok")
 	if outboxDepth != nil {
 		m.Registry.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 			Name: "svcwatch_outbox_depth", Help: "Findings waiting for delivery.",
