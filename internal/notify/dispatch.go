@@ -274,6 +274,11 @@ const (
 	classRejected                    // this message's content refused
 )
 
+// FailureClasses are the classes OnFailure reports.
+var FailureClasses = []string{
+	classTransient.String(), classRateLimited.String(), classDestination.String(), classRejected.String(),
+}
+
 func (c errClass) String() string {
 	switch c {
 	case classTransient:

@@ -6,6 +6,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/svcwatch/svcwatch/internal/inventory"
+	"github.com/svcwatch/svcwatch/internal/notify"
 )
 
 // Metrics are svcwatch's Prometheus metrics. A nil *Metrics records nothing.
@@ -55,7 +56,7 @@ func NewMetrics(outboxDepth func() float64, classify func(error) string) *Metric
 		prometheus.NewGoCollector(), prometheus.NewProcessCollector(prometheus.ProcessCollectorOpts{}))
 	// Series that exist from the start, so a dashboard or alert rule sees 0
 	// rather than no data before the first Slack failure.
-	for _, class := range []string{"transient", "rate_limited", "destination", "rejected"} {
+	for _, class := range notify.FailureClasses {
 		m.SlackErrors.WithLabelValues(class)
 	}
 	m.polls.WithLabelValues("ok")
