@@ -220,7 +220,7 @@ type State struct {
 	Baselined bool      `json:"baselined"`
 	Watermark uint64    `json:"watermark"`
 	Digest    string    `json:"digest"`
-	Services  []Service `json:"services"`
+	Services  []Service `json:"services,omitempty"` // the store keeps it in its own column
 	Log       LogInfo   `json:"log"`
 	LastPoll  time.Time `json:"last_poll"`
 	LastOK    time.Time `json:"last_ok"`

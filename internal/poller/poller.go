@@ -36,10 +36,15 @@ type Collector interface {
 	Collect(ctx context.Context, host inventory.Host, req inventory.CollectRequest) (inventory.Observation, error)
 }
 
-// Store keeps host state, findings and the outbox.
+// Store keeps host state, findings and the outbox. A host's state is read
+// and written in two parts so an idle poll never touches the inventory: Head
+// is the state without Services, Services the inventory; Commit writes both,
+// CommitHead the head alone.
 type Store interface {
-	State(ctx context.Context, host string) (inventory.State, error)
+	Head(ctx context.Context, host string) (inventory.State, error)
+	Services(ctx context.Context, host string) ([]inventory.Service, error)
 	Commit(ctx context.Context, st inventory.State, fs []inventory.Finding) error
+	CommitHead(ctx context.Context, st inventory.State, fs []inventory.Finding) error
 	Hosts(ctx context.Context) ([]inventory.Host, error)
 	SaveHosts(ctx context.Context, hosts []inventory.Host, fs []inventory.Finding) error
 }
@@ -304,7 +309,7 @@ func (p *Poller) PollHost(ctx context.Context, host inventory.Host) (err error) 
 	defer func() { <-p.sem }()
 
 	log := p.opts.Logger.With("host", host.Name, "poll", p.pollSeq.Add(1))
-	prev, err := p.parts.Store.State(ctx, host.Name)
+	prev, err := p.parts.Store.Head(ctx, host.Name)
 	if err != nil {
 		return fmt.Errorf("%s: load state: %w", host.Name, err)
 	}
@@ -344,6 +349,15 @@ func (p *Poller) PollHost(ctx context.Context, host inventory.Host) (err error) 
 	}
 	p.creds.accepted()
 
+	// The stored inventory matters only when the host sent its own (the
+	// digest changed), when events may join it, or on the first poll; an idle
+	// poll (the usual case) neither decodes nor rewrites ~250 services.
+	withInventory := obs.Services != nil || len(obs.Events) > 0 || !prev.Baselined
+	if withInventory {
+		if prev.Services, err = p.parts.Store.Services(ctx, host.Name); err != nil {
+			return fmt.Errorf("%s: load inventory: %w", host.Name, err)
+		}
+	}
 	next, fs := inventory.Detect(host, prev, obs, inventory.DetectOptions{Lookback: p.opts.Lookback, Now: now})
 	next.Host = host.Name
 	next.LastPoll, next.LastOK = now, now
@@ -354,7 +368,11 @@ func (p *Poller) PollHost(ctx context.Context, host inventory.Host) (err error) 
 	next.Down = false
 	p.resolveInstallers(ctx, fs)
 	fs = p.triage(now, fs)
-	if err := p.parts.Store.Commit(ctx, next, fs); err != nil {
+	commit := p.parts.Store.CommitHead
+	if withInventory {
+		commit = p.parts.Store.Commit
+	}
+	if err := commit(ctx, next, fs); err != nil {
 		return fmt.Errorf("%s: commit: %w", host.Name, err)
 	}
 	p.mu.Lock()
@@ -379,7 +397,7 @@ func (p *Poller) recordFailure(ctx context.Context, log *slog.Logger, host inven
 		fs = append(fs, inventory.UnreachableFinding(host, st, cerr.Error(), now))
 	}
 	fs = p.triage(now, fs)
-	if err := p.parts.Store.Commit(ctx, st, fs); err != nil {
+	if err := p.parts.Store.CommitHead(ctx, st, fs); err != nil { // st has no inventory loaded
 		log.Error("record a failed poll", "err", err)
 	}
 	p.committed(fs)

@@ -123,40 +123,114 @@ func (s *Store) Close() error {
 
 func (s *Store) stamp() string { return s.now().UTC().Format(timeLayout) }
 
-// State returns the stored state of host, or the zero State and a nil error
-// when the host has never been committed.
+// State returns the stored state of host, inventory included, or the zero
+// State and a nil error when the host has never been committed.
 func (s *Store) State(ctx context.Context, host string) (inventory.State, error) {
-	var raw string
-	err := s.db.QueryRowContext(ctx, `SELECT state FROM host_state WHERE host = ?`, host).Scan(&raw)
+	var head, svcs string
+	err := s.db.QueryRowContext(ctx, `SELECT state, services FROM host_state WHERE host = ?`, host).Scan(&head, &svcs)
 	if errors.Is(err, sql.ErrNoRows) {
 		return inventory.State{}, nil
 	}
 	if err != nil {
 		return inventory.State{}, fmt.Errorf("store: state of %s: %w", host, err)
 	}
+	st, err := decodeHead(host, head)
+	if err != nil {
+		return inventory.State{}, err
+	}
+	st.Services, err = decodeServices(host, svcs)
+	return st, err
+}
+
+// Head returns the stored state of host without its service inventory
+// (Services is nil): all a poll needs when the host reports its inventory
+// unchanged and no new events. Unknown hosts give the zero State.
+func (s *Store) Head(ctx context.Context, host string) (inventory.State, error) {
+	var head string
+	err := s.db.QueryRowContext(ctx, `SELECT state FROM host_state WHERE host = ?`, host).Scan(&head)
+	if errors.Is(err, sql.ErrNoRows) {
+		return inventory.State{}, nil
+	}
+	if err != nil {
+		return inventory.State{}, fmt.Errorf("store: state of %s: %w", host, err)
+	}
+	return decodeHead(host, head)
+}
+
+// Services returns the stored service inventory of host (nil for a host
+// never committed).
+func (s *Store) Services(ctx context.Context, host string) ([]inventory.Service, error) {
+	var svcs string
+	err := s.db.QueryRowContext(ctx, `SELECT services FROM host_state WHERE host = ?`, host).Scan(&svcs)
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("store: inventory of %s: %w", host, err)
+	}
+	return decodeServices(host, svcs)
+}
+
+func decodeHead(host, raw string) (inventory.State, error) {
 	var st inventory.State
 	if err := json.Unmarshal([]byte(raw), &st); err != nil {
-		return inventory.State{}, fmt.Errorf("store: state of %s is corrupt: %w", host, err)
+		return inventory.State{}, fmt.Errorf("store: state of %s is corrupt: %w; remove the host's row to re-baseline it", host, err)
 	}
+	st.Services = nil // the column holds the inventory
 	return st, nil
 }
 
-// Commit stores a host's new state and its findings in one transaction:
-// the state is upserted, findings are inserted unless their ID is already
-// stored, and each newly inserted, unsuppressed finding is enqueued in the
-// outbox under one new batch. On error nothing is written.
+func decodeServices(host, raw string) ([]inventory.Service, error) {
+	var svcs []inventory.Service
+	if err := json.Unmarshal([]byte(raw), &svcs); err != nil {
+		return nil, fmt.Errorf("store: inventory of %s is corrupt: %w; remove the host's row to re-baseline it", host, err)
+	}
+	return svcs, nil
+}
+
+// Commit stores a host's new state, inventory included, and its findings in
+// one transaction: the state is upserted, findings are inserted unless their
+// ID is already stored, and each newly inserted, unsuppressed finding is
+// enqueued in the outbox under one new batch. On error nothing is written.
 func (s *Store) Commit(ctx context.Context, st inventory.State, fs []inventory.Finding) error {
+	return s.commit(ctx, st, fs, true)
+}
+
+// CommitHead is Commit that leaves the stored inventory as it is and ignores
+// st.Services: for a poll that did not load or change the inventory.
+func (s *Store) CommitHead(ctx context.Context, st inventory.State, fs []inventory.Finding) error {
+	return s.commit(ctx, st, fs, false)
+}
+
+func (s *Store) commit(ctx context.Context, st inventory.State, fs []inventory.Finding, withServices bool) error {
 	if st.Host == "" {
 		return errors.New("store: commit: state has no host name")
 	}
-	stateJSON, err := json.Marshal(st)
+	svcs := st.Services
+	st.Services = nil
+	head, err := json.Marshal(st)
 	if err != nil {
 		return fmt.Errorf("store: commit %s: encoding state: %w", st.Host, err)
 	}
+	var svcJSON []byte
+	if withServices {
+		if svcJSON, err = json.Marshal(svcs); err != nil {
+			return fmt.Errorf("store: commit %s: encoding inventory: %w", st.Host, err)
+		}
+	}
 	return s.inTx(ctx, "commit "+st.Host, func(tx *sql.Tx, now string) error {
-		if _, err := tx.ExecContext(ctx, `INSERT INTO host_state (host, state, updated) VALUES (?, ?, ?)
-			ON CONFLICT (host) DO UPDATE SET state = excluded.state, updated = excluded.updated`,
-			st.Host, string(stateJSON), now); err != nil {
+		var err error
+		if withServices {
+			_, err = tx.ExecContext(ctx, `INSERT INTO host_state (host, state, services, updated) VALUES (?, ?, ?, ?)
+				ON CONFLICT (host) DO UPDATE SET state = excluded.state, services = excluded.services, updated = excluded.updated`,
+				st.Host, string(head), string(svcJSON), now)
+		} else {
+			// A new host's row gets the 'null' inventory default.
+			_, err = tx.ExecContext(ctx, `INSERT INTO host_state (host, state, updated) VALUES (?, ?, ?)
+				ON CONFLICT (host) DO UPDATE SET state = excluded.state, updated = excluded.updated`,
+				st.Host, string(head), now)
+		}
+		if err != nil {
 			return fmt.Errorf("saving state: %w", err)
 		}
 		return insertFindings(ctx, tx, now, fs)

@@ -3,6 +3,7 @@ package store
 import (
 	"context"
 	"database/sql"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
@@ -633,5 +634,122 @@ func TestReopenAfterClose(t *testing.T) {
 	}
 	if out, _ := s2.Pending(ctx, 0); len(out) != 1 || !reflect.DeepEqual(out[0].Finding, f) {
 		t.Errorf("outbox after reopen = %+v", out)
+	}
+}
+
+func TestHeadServicesAndCommitHead(t *testing.T) {
+	s, _ := openTemp(t)
+	ctx := context.Background()
+	if h, err := s.Head(ctx, "dc01"); err != nil || !reflect.DeepEqual(h, inventory.State{}) {
+		t.Fatalf("Head of unknown host = %+v, %v; want zero, nil", h, err)
+	}
+	if svcs, err := s.Services(ctx, "dc01"); err != nil || svcs != nil {
+		t.Fatalf("Services of unknown host = %v, %v; want nil, nil", svcs, err)
+	}
+	full := state("dc01", 10)
+	if err := s.Commit(ctx, full, nil); err != nil {
+		t.Fatal(err)
+	}
+	head := full
+	head.Services = nil
+	if got, err := s.Head(ctx, "dc01"); err != nil || !reflect.DeepEqual(got, head) {
+		t.Fatalf("Head = %+v, %v\nwant %+v", got, err, head)
+	}
+	if got, err := s.Services(ctx, "dc01"); err != nil || !reflect.DeepEqual(got, full.Services) {
+		t.Fatalf("Services = %+v, %v\nwant %+v", got, err, full.Services)
+	}
+
+	// CommitHead moves the cursor and keeps the inventory, whatever
+	// st.Services holds (nil or stale).
+	for _, svcs := range [][]inventory.Service{nil, {{Name: "stale"}}} {
+		next := head
+		next.Watermark++
+		head = next
+		next.Services = svcs
+		if err := s.CommitHead(ctx, next, []inventory.Finding{finding("dc01", fmt.Sprint("h", next.Watermark), inventory.SeverityHigh)}); err != nil {
+			t.Fatal(err)
+		}
+		want := full
+		want.Watermark = next.Watermark
+		if got, err := s.State(ctx, "dc01"); err != nil || !reflect.DeepEqual(got, want) {
+			t.Errorf("after CommitHead(services %v): State = %+v, %v\nwant %+v", svcs, got, err, want)
+		}
+	}
+	if n := count(t, s, "outbox"); n != 2 {
+		t.Errorf("CommitHead enqueued %d findings, want 2", n)
+	}
+
+	// A host first committed by CommitHead (a failed first poll) has no
+	// inventory until a full Commit.
+	failed := inventory.State{Host: "dc02", Failures: 1, LastError: "timeout", LastPoll: t0}
+	if err := s.CommitHead(ctx, failed, nil); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := s.State(ctx, "dc02"); err != nil || !reflect.DeepEqual(got, failed) {
+		t.Errorf("State after a head-only first commit = %+v, %v; want %+v", got, err, failed)
+	}
+}
+
+// A store written by svcwatch with schema version 1 (the inventory inside
+// the state document) opens with every host's state intact.
+func TestMigrationSplitsInventory(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "svcwatch.db")
+	if err := prepareFile(path); err != nil {
+		t.Fatal(err)
+	}
+	db, err := sql.Open("sqlite", path+"?_pragma=journal_mode(WAL)")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ms, err := loadMigrations(migrationFS, "migrations")
+	if err != nil || len(ms) < 2 {
+		t.Fatalf("embedded migrations: %v (%d)", err, len(ms))
+	}
+	if err := migrate(context.Background(), db, ms[:1], func() string { return t0.Format(timeLayout) }); err != nil {
+		t.Fatal(err)
+	}
+	v1 := map[string]inventory.State{
+		"dc01":   state("dc01", 5234),
+		"dc02":   {Host: "dc02", Failures: 3, LastError: "refused", Down: true}, // never answered: no inventory
+		"empty1": {Host: "empty1", Baselined: true, Services: []inventory.Service{}},
+	}
+	for host, st := range v1 {
+		doc, err := json.Marshal(struct {
+			inventory.State
+			Services []inventory.Service `json:"services"` // version 1 always wrote the key
+		}{st, st.Services})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := db.Exec(`INSERT INTO host_state (host, state, updated) VALUES (?, ?, ?)`, host, string(doc), t0.Format(timeLayout)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := db.Close(); err != nil {
+		t.Fatal(err)
+	}
+
+	s, err := Open(context.Background(), path)
+	if err != nil {
+		t.Fatalf("open a version 1 store: %v", err)
+	}
+	defer s.Close()
+	for host, want := range v1 {
+		got, err := s.State(context.Background(), host)
+		if err != nil {
+			t.Errorf("%s: %v", host, err)
+			continue
+		}
+		if len(want.Services) == 0 && len(got.Services) == 0 {
+			got.Services = want.Services // [] and null both mean "no services"
+		}
+		if !reflect.DeepEqual(got, want) {
+			t.Errorf("%s after migration = %+v\nwant %+v", host, got, want)
+		}
+		var doc string
+		s.db.QueryRow(`SELECT state FROM host_state WHERE host = ?`, host).Scan(&doc)
+		if strings.Contains(doc, `"services"`) {
+			t.Errorf("%s: the state document still holds the inventory: %s", host, doc)
+		}
 	}
 }
