@@ -131,7 +131,7 @@ func TestOpenErrors(t *testing.T) {
 
 func TestPragmas(t *testing.T) {
 	s, _ := openTemp(t)
-	for pragma, want := range map[string]string{"journal_mode": "wal", "foreign_keys": "1", "busy_timeout": "10000", "synchronous": "2"} {
+	for pragma, want := range map[string]string{"journal_mode": "wal", "foreign_keys": "1", "busy_timeout": "10000", "synchronous": "1"} {
 		var got string
 		if err := s.db.QueryRow(`PRAGMA ` + pragma).Scan(&got); err != nil {
 			t.Fatal(err)
