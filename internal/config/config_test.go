@@ -27,7 +27,7 @@ func TestLoadBad(t *testing.T) {
 		want string
 	}{
 		{"bad-auth-typo.yaml", `config: testdata/bad-auth-typo.yaml:7: winrm.auth: "kerbros" is not one of ntlm, kerberos, certificate, basic; fix the spelling`},
-		{"bad-session.yaml", `config: testdata/bad-session.yaml:9: winrm.session: "keep" is not one of persistent, per-poll; fix the spelling`},
+		{"bad-session.yaml", `config: testdata/bad-session.yaml:9: winrm.session: "keep" is not one of per-poll, shell, persistent; fix the spelling`},
 		{"bad-password-inline.yaml", `config: testdata/bad-password-inline.yaml:8: winrm.password: secrets are not accepted in the config file; put the value in an environment variable and name it with password_env, or in a file readable only by svcwatch and give its path with password_file`},
 		{"bad-unknown-key.yaml", `config: testdata/bad-unknown-key.yaml:12: pol: unknown key; did you mean poll?`},
 		{"bad-key-typo.yaml", `config: testdata/bad-key-typo.yaml:13: poll.intervall: unknown key; did you mean interval?`},

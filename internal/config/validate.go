@@ -64,7 +64,7 @@ var (
 	bindMethods   = []string{"simple", "ntlm", "kerberos"}
 	winrmSchemes  = []string{"https", "http"}
 	winrmAuths    = []string{"ntlm", "kerberos", "certificate", "basic"}
-	winrmSessions = []string{"persistent", "per-poll"}
+	winrmSessions = []string{"per-poll", "shell", "persistent"}
 	logLevels     = []string{"debug", "info", "warn", "error"}
 	logFormats    = []string{"text", "json"}
 	findingKinds  = []string{

@@ -35,7 +35,7 @@ type Collector struct {
 	logger *slog.Logger
 	tr     *transport
 	params *mz.Parameters
-	// sessions: the persistent collectors (winrm.session persistent), nil per-poll.
+	// sessions: the kept shells (winrm.session shell or persistent), nil per-poll.
 	sessions *sessions
 }
 
@@ -58,7 +58,7 @@ func New(cfg config.WinRM, password string, logger *slog.Logger) (*Collector, er
 	}
 	params := mz.NewParameters(fmt.Sprintf("PT%dS", int(opTimeout/time.Second)), "en-US", maxEnvelopeBytes)
 	c := &Collector{cfg: cfg, logger: logger, tr: tr, params: params}
-	if cfg.Session == SessionPersistent {
+	if cfg.Session == SessionPersistent || cfg.Session == SessionShell {
 		c.sessions = newSessions()
 		c.sessions.startDel = func() {
 			c.sessions.sweep.Add(1)
@@ -97,8 +97,8 @@ func normalize(cfg config.WinRM) (config.WinRM, error) {
 	}
 	cfg.MaxEvents = min(cfg.MaxEvents, maxEventsLimit)
 	cfg.Session = strings.ToLower(cmp.Or(cfg.Session, DefaultSession))
-	if cfg.Session != SessionPersistent && cfg.Session != SessionPerPoll {
-		return cfg, fmt.Errorf("winrm.session %q: want %s or %s", cfg.Session, SessionPersistent, SessionPerPoll)
+	if cfg.Session != SessionPersistent && cfg.Session != SessionPerPoll && cfg.Session != SessionShell {
+		return cfg, fmt.Errorf("winrm.session %q: want %s, %s or %s", cfg.Session, SessionPerPoll, SessionShell, SessionPersistent)
 	}
 	if cfg.Scheme == "http" && !cfg.AllowInsecure {
 		switch cfg.Auth {
@@ -168,9 +168,12 @@ func (c *Collector) collect(ctx context.Context, host string, req inventory.Coll
 		return nil
 	}
 	var err error
-	if c.sessions != nil {
+	switch c.cfg.Session {
+	case SessionPersistent:
 		err = c.pollSession(ctx, host, r, parse)
-	} else {
+	case SessionShell:
+		err = c.pollShell(ctx, host, r, parse)
+	default:
 		var out []byte
 		if out, err = c.runOnce(ctx, host, r); err == nil {
 			err = parse(out)
@@ -198,6 +201,11 @@ func (c *Collector) runOnce(ctx context.Context, host string, r collectRequest) 
 	if err != nil {
 		return nil, err
 	}
+	return c.commandOutput(exit, stdout, stderr)
+}
+
+// commandOutput is a finished v1 collector's answer, or why there is none.
+func (c *Collector) commandOutput(exit int, stdout, stderr *capWriter) ([]byte, error) {
 	if stdout.dropped > 0 {
 		return nil, fmt.Errorf("receive: %w: more than %d bytes of output (winrm.max_output_bytes)", ErrOutputTooLarge, c.cfg.MaxOutputBytes)
 	}

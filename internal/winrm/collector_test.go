@@ -314,7 +314,7 @@ func validAnswerWith(rec uint64) map[string]any {
 var pollReq = inventory.CollectRequest{Watermark: 41, Lookback: time.Hour, MaxEvents: 100}
 
 // sessionModes: every collector test runs in both protocols.
-var sessionModes = []string{SessionPerPoll, SessionPersistent}
+var sessionModes = []string{SessionPerPoll, SessionShell, SessionPersistent}
 
 func TestCollectOverHTTPSWithRealAnswers(t *testing.T) {
 	for _, mode := range sessionModes {
@@ -343,7 +343,7 @@ func testCollectOverHTTPSWithRealAnswers(t *testing.T, mode string) {
 	if got := f.count(actReceive); got != 3 {
 		t.Errorf("%d receives, want 3 (two TimedOut faults, then the output)", got)
 	}
-	wantDeleted := map[string]int{SessionPerPoll: 1, SessionPersistent: 0}[mode] // a kept shell stays until Close
+	wantDeleted := map[string]int{SessionPerPoll: 1, SessionShell: 0, SessionPersistent: 0}[mode] // a kept shell stays until Close
 	if got := f.count(actDelete); got != wantDeleted {
 		t.Errorf("%d shell deletes, want %d", got, wantDeleted)
 	}
@@ -360,11 +360,11 @@ func testCollectOverHTTPSWithRealAnswers(t *testing.T, mode string) {
 	if mz.DefaultParameters.Timeout != "PT60S" || mz.DefaultParameters.TransportDecorator != nil {
 		t.Errorf("masterzen's DefaultParameters were modified: %+v", mz.DefaultParameters)
 	}
-	// A second poll reuses the collector (and, persistent, the shell).
+	// A second poll reuses the collector (and, shell and persistent, the shell).
 	if _, err := c.Collect(context.Background(), inventory.Host{Name: "dc01.corp.example"}, pollReq); err != nil {
 		t.Fatal(err)
 	}
-	wantCreates := map[string]int{SessionPerPoll: 2, SessionPersistent: 1}[mode]
+	wantCreates := map[string]int{SessionPerPoll: 2, SessionShell: 1, SessionPersistent: 1}[mode]
 	if got := f.count(actCreate); got != wantCreates {
 		t.Errorf("%d shells created for 2 polls, want %d", got, wantCreates)
 	}

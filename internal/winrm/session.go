@@ -11,8 +11,14 @@ import (
 
 // Session modes (config winrm.session).
 const (
+	// SessionPerPoll: protocol v1 in a new shell every poll (Create,
+	// Command, Receive, Delete).
+	SessionPerPoll = "per-poll"
+	// SessionShell: protocol v1 in a shell kept per host (Command, Receive).
+	SessionShell = "shell"
+	// SessionPersistent: protocol v2, one collector process per host reading
+	// a request line per poll (Send, Receive).
 	SessionPersistent = "persistent"
-	SessionPerPoll    = "per-poll"
 )
 
 // Recycling bounds of a persistent session.
@@ -156,10 +162,7 @@ func (c *Collector) pollSession(ctx context.Context, host string, r collectReque
 	}
 	defer s.release()
 
-	now := c.sessions.now()
-	if s.shellID != "" && (s.polls >= c.sessions.maxPolls || now.Sub(s.lastUsed) > c.sessions.maxIdle) {
-		c.discard(ctx, host, s) // recycle before Windows' quotas and idle timeout do
-	}
+	c.recycle(ctx, host, s)
 	reused := s.shellID != ""
 	if !reused {
 		if err := c.openSession(ctx, host, s); err != nil {
@@ -188,6 +191,80 @@ func (c *Collector) pollSession(ctx context.Context, host string, r collectReque
 		c.discard(ctx, host, s)
 		return err
 	}
+	c.pollDone(ctx, host, s)
+	return nil
+}
+
+// pollShell is protocol v1 in a kept shell (winrm.session shell): each poll
+// runs the whole script as a new command in host's shell, so an idle poll is
+// Command and Receive (2 requests) instead of Create, Command, Receive and
+// Delete. The shell is recycled like a persistent session's (Windows counts
+// a kept shell's commands against MaxConcurrentOperationsPerUser until the
+// shell is deleted); on any failure (parse's included) it is deleted and the
+// next poll opens a new one.
+func (c *Collector) pollShell(ctx context.Context, host string, r collectRequest, parse func([]byte) error) error {
+	cmd, err := commandLine(r)
+	if err != nil {
+		return fmt.Errorf("request: %w: %v", ErrProtocol, err)
+	}
+	s, err := c.acquireSession(ctx, host)
+	if err != nil {
+		return err
+	}
+	defer s.release()
+
+	c.recycle(ctx, host, s)
+	reused := s.shellID != ""
+	if !reused {
+		if s.shellID, err = c.tr.createShell(ctx, host, c.params); err != nil {
+			return err
+		}
+		s.polls, s.lastUsed = 0, c.sessions.now()
+	}
+	commandID, err := c.tr.startCommand(ctx, host, c.params, s.shellID, cmd)
+	if err != nil && reused && errors.Is(err, ErrShellNotFound) {
+		// Windows reclaimed the kept shell (idle timeout, WinRM restart):
+		// nothing ran yet, so start over once in a new shell.
+		s.shellID = ""
+		if s.shellID, err = c.tr.createShell(ctx, host, c.params); err != nil {
+			return err
+		}
+		s.polls, s.lastUsed = 0, c.sessions.now()
+		commandID, err = c.tr.startCommand(ctx, host, c.params, s.shellID, cmd)
+	}
+	if err != nil {
+		c.discard(ctx, host, s)
+		return err
+	}
+	stdout := &capWriter{max: c.cfg.MaxOutputBytes}
+	stderr := &capWriter{max: maxStderrBytes}
+	exit, err := c.tr.receiveAll(ctx, host, c.params, s.shellID, commandID, stdout, stderr)
+	var out []byte
+	if err == nil {
+		out, err = c.commandOutput(exit, stdout, stderr)
+	}
+	if err == nil {
+		err = parse(out)
+	}
+	if err != nil {
+		c.discard(ctx, host, s)
+		return err
+	}
+	c.pollDone(ctx, host, s)
+	return nil
+}
+
+// recycle deletes s's shell when it has served maxPolls polls or sat idle
+// longer than maxIdle: before Windows' quotas and idle timeout act.
+func (c *Collector) recycle(ctx context.Context, host string, s *session) {
+	if s.shellID != "" && (s.polls >= c.sessions.maxPolls || c.sessions.now().Sub(s.lastUsed) > c.sessions.maxIdle) {
+		c.discard(ctx, host, s)
+	}
+}
+
+// pollDone counts a successful poll on s, retries deletes that failed
+// before, and deletes the shell when Close ran during the poll.
+func (c *Collector) pollDone(ctx context.Context, host string, s *session) {
 	s.polls++
 	s.lastUsed = c.sessions.now()
 	c.deleteOrphans(ctx, host, s)
@@ -197,7 +274,6 @@ func (c *Collector) pollSession(ctx context.Context, host string, r collectReque
 	if closed {
 		c.discard(ctx, host, s) // Close ran during this poll and could not wait for it
 	}
-	return nil
 }
 
 // deleteOrphans retries, once, the deletes that failed earlier, now that the

@@ -18,13 +18,16 @@ import (
 	"github.com/svcwatch/svcwatch/internal/lab/wsman"
 )
 
-// persistentLab is one lab host behind a WS-Management server and a
-// persistent Collector for it.
-func persistentLab(t *testing.T, scheme string, hosts ...*winhost.Host) (*Collector, *wsman.Server, config.WinRM) {
+// keptModes are the session modes that keep a shell per host.
+var keptModes = []string{SessionShell, SessionPersistent}
+
+// sessionLab is lab hosts behind a WS-Management server and a Collector in
+// mode (shell or persistent) for them.
+func sessionLab(t *testing.T, mode, scheme string, hosts ...*winhost.Host) (*Collector, *wsman.Server, config.WinRM) {
 	t.Helper()
 	addr, ca, ws := labServerWS(t, scheme == "https", nil, hosts...)
 	cfg := config.WinRM{Scheme: scheme, Auth: "ntlm", Username: `LAB\svcwatch`, CAFile: ca, TLSServerName: "example.com",
-		ConnectTo: addr, Timeout: 10 * time.Second, Session: SessionPersistent}
+		ConnectTo: addr, Timeout: 10 * time.Second, Session: mode}
 	c, err := New(cfg, "Lab-Passw0rd!", nil)
 	if err != nil {
 		t.Fatal(err)
@@ -69,16 +72,24 @@ func (p *idlePoller) poll(t *testing.T) inventory.Observation {
 }
 
 func TestSessionRecycledAfterMaxPolls(t *testing.T) {
+	for _, mode := range keptModes {
+		t.Run(mode, func(t *testing.T) { testSessionRecycledAfterMaxPolls(t, mode) })
+	}
+}
+
+func testSessionRecycledAfterMaxPolls(t *testing.T, mode string) {
 	dc := winhost.New("dc01.lab.example", winhost.Options{Role: winhost.RoleDC, Small: true})
-	c, ws, _ := persistentLab(t, "https", dc)
+	c, ws, _ := sessionLab(t, mode, "https", dc)
 	c.sessions.maxPolls = 3
 	p := &idlePoller{c: c, host: inventory.Host{Name: dc.Name()}, req: inventory.CollectRequest{MaxEvents: 50, Lookback: time.Hour}}
 	for i := 0; i < 7; i++ {
 		p.poll(t)
 		if i == 0 {
-			// Create, Command, one Send (script and request), Receive.
-			if st := settledStats(ws, dc.Name()); st.Requests != 4 {
-				t.Errorf("a new session's poll took %d requests, want 4", st.Requests)
+			// shell: Create, Command, Receive; persistent: Create,
+			// Command, one Send (script and request), Receive.
+			want := map[string]int64{SessionShell: 3, SessionPersistent: 4}[mode]
+			if st := settledStats(ws, dc.Name()); st.Requests != want {
+				t.Errorf("a new session's poll took %d requests, want %d", st.Requests, want)
 			}
 		}
 		if n := ws.OpenShells(dc.Name()); n != 1 {
@@ -98,8 +109,14 @@ func TestSessionRecycledAfterMaxPolls(t *testing.T) {
 }
 
 func TestSessionRecycledWhenIdle(t *testing.T) {
+	for _, mode := range keptModes {
+		t.Run(mode, func(t *testing.T) { testSessionRecycledWhenIdle(t, mode) })
+	}
+}
+
+func testSessionRecycledWhenIdle(t *testing.T, mode string) {
 	dc := winhost.New("dc01.lab.example", winhost.Options{Role: winhost.RoleDC, Small: true})
-	c, ws, _ := persistentLab(t, "http", dc)
+	c, ws, _ := sessionLab(t, mode, "http", dc)
 	var mu sync.Mutex
 	now := time.Date(2026, 12, 4, 12, 0, 0, 0, time.UTC)
 	c.sessions.now = func() time.Time { mu.Lock(); defer mu.Unlock(); return now }
@@ -124,9 +141,15 @@ func TestSessionRecycledWhenIdle(t *testing.T) {
 // TestSessionSweepsHostsNoLongerPolled: a host that is not polled any more
 // (removed from AD) loses its kept shell once idle, when another host polls.
 func TestSessionSweepsHostsNoLongerPolled(t *testing.T) {
+	for _, mode := range keptModes {
+		t.Run(mode, func(t *testing.T) { testSessionSweepsHostsNoLongerPolled(t, mode) })
+	}
+}
+
+func testSessionSweepsHostsNoLongerPolled(t *testing.T, mode string) {
 	gone := winhost.New("srv01.lab.example", winhost.Options{Small: true})
 	kept := winhost.New("srv02.lab.example", winhost.Options{Small: true})
-	c, ws, _ := persistentLab(t, "https", gone, kept)
+	c, ws, _ := sessionLab(t, mode, "https", gone, kept)
 	var mu sync.Mutex
 	now := time.Date(2026, 12, 4, 12, 0, 0, 0, time.UTC)
 	c.sessions.now = func() time.Time { mu.Lock(); defer mu.Unlock(); return now }
@@ -171,8 +194,14 @@ func TestSessionSweepsHostsNoLongerPolled(t *testing.T) {
 // TestSessionScenariosBetweenPolls: the kept collector answers from the
 // host's state at each poll, not from its state when the session started.
 func TestSessionScenariosBetweenPolls(t *testing.T) {
+	for _, mode := range keptModes {
+		t.Run(mode, func(t *testing.T) { testSessionScenariosBetweenPolls(t, mode) })
+	}
+}
+
+func testSessionScenariosBetweenPolls(t *testing.T, mode string) {
 	dc := winhost.New("dc01.lab.example", winhost.Options{Role: winhost.RoleDC, Small: true})
-	c, ws, _ := persistentLab(t, "https", dc)
+	c, ws, _ := sessionLab(t, mode, "https", dc)
 	p := &idlePoller{c: c, host: inventory.Host{Name: dc.Name()}, req: inventory.CollectRequest{MaxEvents: 50, Lookback: time.Hour}}
 	first := p.poll(t)
 	if first.Services == nil {
@@ -203,8 +232,14 @@ func TestSessionScenariosBetweenPolls(t *testing.T) {
 }
 
 func TestSessionRecoversFromDeadShell(t *testing.T) {
+	for _, mode := range keptModes {
+		t.Run(mode, func(t *testing.T) { testSessionRecoversFromDeadShell(t, mode) })
+	}
+}
+
+func testSessionRecoversFromDeadShell(t *testing.T, mode string) {
 	dc := winhost.New("dc01.lab.example", winhost.Options{Role: winhost.RoleDC, Small: true})
-	c, ws, _ := persistentLab(t, "https", dc)
+	c, ws, _ := sessionLab(t, mode, "https", dc)
 	p := &idlePoller{c: c, host: inventory.Host{Name: dc.Name()}, req: inventory.CollectRequest{MaxEvents: 50}}
 	p.poll(t)
 
@@ -238,6 +273,9 @@ func TestSessionRecoversFromDeadShell(t *testing.T) {
 	})
 
 	t.Run("collector process ended", func(t *testing.T) {
+		if mode != SessionPersistent {
+			t.Skip("shell: each poll's collector is its own command")
+		}
 		// Terminate the collector behind the client's back: the poll fails
 		// cleanly, the next one starts a new session.
 		s, _ := c.sessions.get(dc.Name())
@@ -260,11 +298,17 @@ func TestSessionRecoversFromDeadShell(t *testing.T) {
 }
 
 func TestSessionCloseDeletesEveryShell(t *testing.T) {
+	for _, mode := range keptModes {
+		t.Run(mode, func(t *testing.T) { testSessionCloseDeletesEveryShell(t, mode) })
+	}
+}
+
+func testSessionCloseDeletesEveryShell(t *testing.T, mode string) {
 	var hosts []*winhost.Host
 	for _, n := range []string{"dc01", "dc02", "srv01", "srv02"} {
 		hosts = append(hosts, winhost.New(n+".lab.example", winhost.Options{Small: true}))
 	}
-	c, ws, _ := persistentLab(t, "http", hosts...)
+	c, ws, _ := sessionLab(t, mode, "http", hosts...)
 	var wg sync.WaitGroup
 	for _, h := range hosts {
 		wg.Add(1)
@@ -300,8 +344,14 @@ func TestSessionCloseDeletesEveryShell(t *testing.T) {
 // TestSessionOnePollAtATime: concurrent polls of one host share its session
 // one after the other and all get answers.
 func TestSessionOnePollAtATime(t *testing.T) {
+	for _, mode := range keptModes {
+		t.Run(mode, func(t *testing.T) { testSessionOnePollAtATime(t, mode) })
+	}
+}
+
+func testSessionOnePollAtATime(t *testing.T, mode string) {
 	dc := winhost.New("dc01.lab.example", winhost.Options{Role: winhost.RoleDC, Small: true})
-	c, ws, _ := persistentLab(t, "https", dc)
+	c, ws, _ := sessionLab(t, mode, "https", dc)
 	var wg sync.WaitGroup
 	for i := 0; i < 6; i++ {
 		wg.Add(1)
@@ -350,8 +400,8 @@ func TestWireIdlePoll(t *testing.T) {
 			bytesPerPoll[mode] = perPoll
 			t.Logf("%s+ntlm %-10s idle poll: %.0f bytes on the wire (in %.0f, out %.0f), %.1f HTTP requests, %.1f WS-Management requests",
 				scheme, mode, perPoll, float64(st.WireIn)/polls, float64(st.WireOut)/polls, reqs, float64(st.Requests)/polls)
-			if mode == SessionPersistent && reqs > 2 {
-				t.Errorf("%s persistent: %.1f HTTP requests per idle poll, want ≤ 2 (Send, Receive)", scheme, reqs)
+			if mode != SessionPerPoll && reqs > 2 {
+				t.Errorf("%s %s: %.1f HTTP requests per idle poll, want ≤ 2 (Command or Send, Receive)", scheme, mode, reqs)
 			}
 		}
 		if bytesPerPoll[SessionPersistent] >= bytesPerPoll[SessionPerPoll] {

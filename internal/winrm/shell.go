@@ -31,6 +31,11 @@ func (t *transport) runCommand(ctx context.Context, host string, params *mz.Para
 	if err != nil {
 		return 0, err
 	}
+	return t.receiveAll(ctx, host, params, shellID, commandID, stdout, stderr)
+}
+
+// receiveAll receives until the command is done and returns its exit code.
+func (t *transport) receiveAll(ctx context.Context, host string, params *mz.Parameters, shellID, commandID string, stdout, stderr io.Writer) (exitCode int, err error) {
 	for {
 		r, err := t.receive(ctx, host, params, shellID, commandID, stdout, stderr)
 		if err != nil {
