@@ -35,6 +35,9 @@ type conn struct {
 	cbt      []byte        // MsvAvChannelBindings for a TLS connection
 	lastUsed time.Time
 	idle     *time.Timer // closes the connection after IdleTimeout unused (see armIdle)
+	// large: a response body larger than Options.LargeResponse came over
+	// this connection; it is closed after LargeIdleTimeout unused.
+	large bool
 }
 
 // countingReader counts response bytes and refuses to read past a limit, so a
@@ -73,7 +76,7 @@ type exchangeResult struct {
 // exchange writes req and reads the response with its body (at most
 // maxBody bytes). Any error leaves the connection unusable; received reports whether
 // any response byte arrived (for the retry decision).
-func (c *conn) exchange(ctx context.Context, req *http.Request, maxBody int64) (res exchangeResult, received bool, err error) {
+func (c *conn) exchange(ctx context.Context, req *http.Request, maxBody, largeResponse int64) (res exchangeResult, received bool, err error) {
 	if dl, ok := ctx.Deadline(); ok {
 		_ = c.nc.SetDeadline(dl)
 	} else {
@@ -110,6 +113,9 @@ func (c *conn) exchange(ctx context.Context, req *http.Request, maxBody int64) (
 		return res, true, err
 	}
 	c.lastUsed = time.Now()
+	if int64(len(body)) > largeResponse {
+		c.large = true
+	}
 	return exchangeResult{resp: resp, body: body}, true, nil
 }
 
@@ -158,7 +164,7 @@ func (t *Transport) roundTrip(ctx context.Context, msg []byte) ([]byte, error) {
 func (t *Transport) connection(ctx context.Context, ep *endpoint) (*conn, bool, error) {
 	t.mu.Lock()
 	c := t.conn
-	if c != nil && time.Since(c.lastUsed) > t.opts.IdleTimeout {
+	if c != nil && time.Since(c.lastUsed) > t.idleTimeout(c) {
 		c.close()
 		t.conn, c = nil, nil
 	}
@@ -209,10 +215,18 @@ func (t *Transport) armIdle(c *conn) {
 		return // dropped already
 	}
 	if c.idle == nil {
-		c.idle = time.AfterFunc(t.opts.IdleTimeout, func() { t.closeIdle(c) })
+		c.idle = time.AfterFunc(t.idleTimeout(c), func() { t.closeIdle(c) })
 		return
 	}
-	c.idle.Reset(t.opts.IdleTimeout)
+	c.idle.Reset(t.idleTimeout(c))
+}
+
+// idleTimeout is how long c may sit unused (t.mu held or c not shared).
+func (t *Transport) idleTimeout(c *conn) time.Duration {
+	if c.large {
+		return min(t.opts.LargeIdleTimeout, t.opts.IdleTimeout)
+	}
+	return t.opts.IdleTimeout
 }
 
 // closeIdle closes c if it is still the current connection, not in use and
@@ -226,7 +240,7 @@ func (t *Transport) closeIdle(c *conn) {
 	}
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	if t.conn == c && time.Since(c.lastUsed) >= t.opts.IdleTimeout {
+	if t.conn == c && time.Since(c.lastUsed) >= t.idleTimeout(c) {
 		t.conn = nil
 		c.close()
 	}
@@ -282,7 +296,7 @@ func (t *Transport) authenticate(ctx context.Context, ep *endpoint, c *conn, sch
 	}
 	client := ntlm.NewClient(domain, user, t.opts.Password, nopts)
 
-	res, _, err := c.exchange(ctx, t.request(ep, scheme, client.Negotiate(), nil), maxHandshakeBody)
+	res, _, err := c.exchange(ctx, t.request(ep, scheme, client.Negotiate(), nil), maxHandshakeBody, t.opts.LargeResponse)
 	if err != nil {
 		return t.wrap(ctx, ep, "NTLM negotiate", err)
 	}
@@ -315,7 +329,7 @@ func (t *Transport) authenticate(ctx context.Context, ep *endpoint, c *conn, sch
 	if ep.seal && !sess.Flags().Has(ntlm.FlagSeal|ntlm.FlagSign) {
 		return t.fail(ep, "NTLM challenge", fmt.Errorf("%w: the server did not agree to NTLM signing and sealing (flags %v)", ErrAuth, sess.Flags()))
 	}
-	res, _, err = c.exchange(ctx, t.request(ep, scheme, auth, nil), maxHandshakeBody)
+	res, _, err = c.exchange(ctx, t.request(ep, scheme, auth, nil), maxHandshakeBody, t.opts.LargeResponse)
 	if err != nil {
 		return t.wrap(ctx, ep, "NTLM authenticate", err)
 	}
@@ -371,7 +385,7 @@ func (t *Transport) send(ctx context.Context, ep *endpoint, c *conn, msg []byte)
 	}
 	req := t.request(ep, "", nil, body)
 	req.Header.Set("Content-Type", contentType)
-	res, received, err := c.exchange(ctx, req, t.opts.MaxResponseBytes)
+	res, received, err := c.exchange(ctx, req, t.opts.MaxResponseBytes, t.opts.LargeResponse)
 	if err != nil {
 		t.drop(c)
 		return nil, !received && !isTimeout(err), t.wrap(ctx, ep, "send", err)

@@ -801,3 +801,38 @@ func TestIdleConnectionClosedWithoutNextRequest(t *testing.T) {
 		t.Fatalf("after the idle close: %q, %v", out, err)
 	}
 }
+
+// A connection that carried a large response is closed after
+// LargeIdleTimeout, one with small responses only after IdleTimeout: a
+// poller of thousands of hosts does not keep TLS buffers sized for a full
+// inventory per host between polls.
+func TestLargeResponseConnectionClosedSooner(t *testing.T) {
+	ls := startLab(t, echo, false)
+	tr := newTransport(t, ls, Options{IdleTimeout: time.Hour, LargeResponse: 4096, LargeIdleTimeout: 50 * time.Millisecond})
+	current := func() *conn {
+		tr.mu.Lock()
+		defer tr.mu.Unlock()
+		return tr.conn
+	}
+	for _, tt := range []struct {
+		msg      string
+		wantKept bool
+	}{
+		{"small", true},
+		{strings.Repeat("x", 1000), true},
+		{strings.Repeat("y", 5000), false},
+		{"small again", true}, // a new connection starts small
+	} {
+		out, err := tr.base.RoundTrip([]byte(tt.msg))
+		if err != nil || !strings.HasSuffix(string(out), "body="+tt.msg) {
+			t.Fatalf("%.12s: %.40q, %v", tt.msg, out, err)
+		}
+		time.Sleep(200 * time.Millisecond)
+		if kept := current() != nil; kept != tt.wantKept {
+			t.Errorf("%.12s (%d bytes): connection kept %v, want %v", tt.msg, len(tt.msg), kept, tt.wantKept)
+		}
+	}
+	if n := ls.handshakes.Load(); n != 2 {
+		t.Errorf("%d logons, want 2 (one before the large response, one after)", n)
+	}
+}

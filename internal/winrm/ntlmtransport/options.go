@@ -30,6 +30,8 @@ const (
 	DefaultDialTimeout      = 10 * time.Second
 	DefaultCleanupTimeout   = 10 * time.Second
 	DefaultIdleTimeout      = 30 * time.Second
+	DefaultLargeResponse    = 16 << 10
+	DefaultLargeIdleTimeout = 2 * time.Second
 	DefaultMaxResponseBytes = 8 << 20
 	DefaultPath             = "/wsman"
 	DefaultUserAgent        = "svcwatch WinRM client"
@@ -67,6 +69,15 @@ type Options struct {
 	// IdleTimeout: a connection idle longer than this is closed and a new one
 	// authenticated, rather than racing the server's keep-alive timeout.
 	IdleTimeout time.Duration
+	// LargeResponse and LargeIdleTimeout: a connection that carried a
+	// response body larger than LargeResponse bytes (a full inventory) is
+	// closed after LargeIdleTimeout unused instead of IdleTimeout. TLS keeps
+	// read buffers sized for the largest records seen (about 30 KB), and a
+	// poller with thousands of hosts should not hold that per host between
+	// polls; the requests that follow within a poll still reuse it. Defaults
+	// DefaultLargeResponse and DefaultLargeIdleTimeout.
+	LargeResponse    int64
+	LargeIdleTimeout time.Duration
 	// MaxResponseBytes caps one HTTP response body; past it the connection is
 	// dropped and the request fails with ErrResponseTooLarge.
 	MaxResponseBytes int64
@@ -97,7 +108,7 @@ func (o *Options) setDefaults() error {
 	if o.Context == nil {
 		o.Context = context.Background()
 	}
-	if o.Timeout < 0 || o.DialTimeout < 0 || o.IdleTimeout < 0 || o.MaxResponseBytes < 0 {
+	if o.Timeout < 0 || o.DialTimeout < 0 || o.IdleTimeout < 0 || o.MaxResponseBytes < 0 || o.LargeResponse < 0 || o.LargeIdleTimeout < 0 {
 		return fmt.Errorf("ntlmtransport: negative timeout or size in options")
 	}
 	if o.CleanupTimeout == 0 {
@@ -105,6 +116,12 @@ func (o *Options) setDefaults() error {
 	}
 	if o.DialTimeout == 0 {
 		o.DialTimeout = DefaultDialTimeout
+	}
+	if o.LargeResponse == 0 {
+		o.LargeResponse = DefaultLargeResponse
+	}
+	if o.LargeIdleTimeout == 0 {
+		o.LargeIdleTimeout = DefaultLargeIdleTimeout
 	}
 	if o.IdleTimeout == 0 {
 		o.IdleTimeout = DefaultIdleTimeout
