@@ -15,6 +15,7 @@ import (
 	"os"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/svcwatch/svcwatch/internal/ntlm"
@@ -26,11 +27,20 @@ const maxHandshakeBody = 64 << 10
 // maxHeaderBytes bounds the status line and headers of a response.
 const maxHeaderBytes = 64 << 10
 
+// readers and writers are the exchange buffers, shared by all connections:
+// an idle connection holds none (thousands of hosts are kept alive).
+var (
+	readers = sync.Pool{New: func() any { return bufio.NewReader(nil) }}
+	writers = sync.Pool{New: func() any { return bufio.NewWriter(nil) }}
+)
+
+// errTrailingData: the server sent bytes after a complete response.
+var errTrailingData = errors.New("the server sent data after the response")
+
 // conn is one TCP (or TLS) connection with its NTLM security context.
 type conn struct {
 	nc       net.Conn
 	cr       *countingReader
-	br       *bufio.Reader
 	sess     *ntlm.Session // nil when not sealing
 	cbt      []byte        // MsvAvChannelBindings for a TLS connection
 	lastUsed time.Time
@@ -90,14 +100,27 @@ func (c *conn) exchange(ctx context.Context, req *http.Request, maxBody, largeRe
 	}()
 	c.cr.n = 0
 	c.cr.limit = maxHeaderBytes + maxBody + 1
-	bw := bufio.NewWriter(c.nc)
-	if err := req.Write(bw); err != nil {
+	bw := writers.Get().(*bufio.Writer)
+	bw.Reset(c.nc)
+	err = req.Write(bw)
+	if err == nil {
+		err = bw.Flush()
+	}
+	bw.Reset(nil)
+	writers.Put(bw)
+	if err != nil {
 		return res, false, err
 	}
-	if err := bw.Flush(); err != nil {
-		return res, false, err
-	}
-	resp, err := http.ReadResponse(c.br, req)
+	br := readers.Get().(*bufio.Reader)
+	br.Reset(c.cr)
+	defer func() {
+		if err == nil && br.Buffered() > 0 {
+			err = errTrailingData // the connection is out of step: drop it
+		}
+		br.Reset(nil)
+		readers.Put(br)
+	}()
+	resp, err := http.ReadResponse(br, req)
 	if err != nil {
 		if errors.Is(err, errReadLimit) {
 			err = fmt.Errorf("%w: response headers exceed %d bytes", ErrResponseTooLarge, maxHeaderBytes)
@@ -272,7 +295,7 @@ func (t *Transport) dial(ctx context.Context, ep *endpoint) (*conn, error) {
 		nc = tc
 	}
 	cr := &countingReader{r: nc}
-	c := &conn{nc: nc, cr: cr, br: bufio.NewReader(cr), lastUsed: time.Now()}
+	c := &conn{nc: nc, cr: cr, lastUsed: time.Now()}
 	if tc, ok := nc.(*tls.Conn); ok {
 		if certs := tc.ConnectionState().PeerCertificates; len(certs) > 0 {
 			c.cbt = ntlm.ChannelBindingHash(ntlm.TLSServerEndPoint(certs[0]))

@@ -1,6 +1,7 @@
 package ntlmtransport
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"crypto/md5"
@@ -834,5 +835,43 @@ func TestLargeResponseConnectionClosedSooner(t *testing.T) {
 	}
 	if n := ls.handshakes.Load(); n != 2 {
 		t.Errorf("%d logons, want 2 (one before the large response, one after)", n)
+	}
+}
+
+// A response followed by more bytes leaves the connection out of step with
+// the server: the exchange fails (and the connection is dropped) instead of
+// reading those bytes as the next answer.
+func TestTrailingDataAfterResponse(t *testing.T) {
+	for _, tt := range []struct {
+		name  string
+		reply string
+		want  error
+	}{
+		{"exact", "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok", nil},
+		{"trailing bytes", "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nokHTTP/1.1 200 OK\r\n", errTrailingData},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			client, server := net.Pipe()
+			defer client.Close()
+			go func() {
+				defer server.Close()
+				req, err := http.ReadRequest(bufio.NewReader(server))
+				if err != nil {
+					return
+				}
+				_, _ = io.Copy(io.Discard, req.Body)
+				_, _ = io.WriteString(server, tt.reply)
+			}()
+			cr := &countingReader{r: client}
+			c := &conn{nc: client, cr: cr, lastUsed: time.Now()}
+			req, _ := http.NewRequest(http.MethodPost, "http://dc01.corp.example/wsman", strings.NewReader("x"))
+			res, _, err := c.exchange(context.Background(), req, 1<<20, DefaultLargeResponse)
+			if !errors.Is(err, tt.want) {
+				t.Fatalf("err = %v, want %v", err, tt.want)
+			}
+			if err == nil && string(res.body) != "ok" {
+				t.Errorf("body %q", res.body)
+			}
+		})
 	}
 }
