@@ -167,7 +167,7 @@ func StartLab(opts LabOptions) (*Lab, error) {
 	l.srv = &http.Server{
 		Handler:           handler,
 		ReadHeaderTimeout: 30 * time.Second,
-		IdleTimeout:       5 * time.Minute,
+		IdleTimeout:       2 * time.Minute, // HTTP.sys's default idle connection timeout
 		// NTLM authenticates a connection; HTTP/2 would multiplex it.
 		TLSNextProto: map[string]func(*http.Server, *tls.Conn, http.Handler){},
 		ConnState: func(c net.Conn, s http.ConnState) {

@@ -62,6 +62,7 @@ func newOurs(ctx context.Context, info LabInfo, names []string, concurrency int,
 	col, err := winrm.New(config.WinRM{
 		Scheme: "https", Port: 5986, Auth: "ntlm", Username: info.User, CAFile: caFile,
 		ConnectTo: info.Addr, Timeout: pollTimeout, Concurrency: concurrency, MaxEvents: 500, Session: session,
+		KeepAlive: config.DefaultKeepAlive(interval, 0), // as svcwatch run derives it for poll.interval
 	}, info.Password, log)
 	if err != nil {
 		return nil, fmt.Errorf("bench: collector: %w", err)

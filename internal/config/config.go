@@ -94,6 +94,13 @@ type WinRM struct {
 	// "persistent" keeps one shell and one collector process per host
 	// (protocol v2: a request line per poll).
 	Session string `yaml:"session"`
+	// KeepAlive is how long an authenticated connection to a host is kept
+	// unused. When poll.interval + poll.jitter + 15s is under 2 minutes
+	// (HTTP.sys closes idle connections at 120 s), the default keeps it
+	// from one poll to the next, sparing a TLS handshake and an NTLM logon
+	// (for member servers, a pass-through logon on a DC) per poll;
+	// otherwise 30 s.
+	KeepAlive time.Duration `yaml:"keep_alive"`
 }
 
 // Poll configures the polling schedule and failure handling.

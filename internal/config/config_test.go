@@ -27,6 +27,7 @@ func TestLoadBad(t *testing.T) {
 		want string
 	}{
 		{"bad-auth-typo.yaml", `config: testdata/bad-auth-typo.yaml:7: winrm.auth: "kerbros" is not one of ntlm, kerberos, certificate, basic; fix the spelling`},
+		{"bad-keep-alive.yaml", `config: testdata/bad-keep-alive.yaml:9: winrm.keep_alive: 20m0s is out of range; use 1s to 10m (longer than about 115s outlives the host's own idle timeout)`},
 		{"bad-session.yaml", `config: testdata/bad-session.yaml:9: winrm.session: "keep" is not one of per-poll, shell, persistent; fix the spelling`},
 		{"bad-password-inline.yaml", `config: testdata/bad-password-inline.yaml:8: winrm.password: secrets are not accepted in the config file; put the value in an environment variable and name it with password_env, or in a file readable only by svcwatch and give its path with password_file`},
 		{"bad-unknown-key.yaml", `config: testdata/bad-unknown-key.yaml:12: pol: unknown key; did you mean poll?`},
@@ -178,6 +179,7 @@ func TestDefaults(t *testing.T) {
 		{"winrm.max_output_bytes", cfg.WinRM.MaxOutputBytes, 8 << 20},
 		{"winrm.max_events", cfg.WinRM.MaxEvents, 500},
 		{"winrm.session", cfg.WinRM.Session, "per-poll"},
+		{"winrm.keep_alive (5m interval)", cfg.WinRM.KeepAlive, 30 * time.Second},
 		{"poll.interval", cfg.Poll.Interval, 5 * time.Minute},
 		{"poll.jitter", cfg.Poll.Jitter, 30 * time.Second},
 		{"poll.lookback", cfg.Poll.Lookback, 24 * time.Hour},
@@ -198,6 +200,23 @@ func TestDefaults(t *testing.T) {
 	}
 	if c := DefaultConcurrency(); c < 1 || c > MaxDefaultConcurrency {
 		t.Errorf("DefaultConcurrency() = %d, want 1..%d", c, MaxDefaultConcurrency)
+	}
+}
+
+func TestDefaultKeepAlive(t *testing.T) {
+	for _, tt := range []struct {
+		interval, jitter, want time.Duration
+	}{
+		{time.Minute, 30 * time.Second, 105 * time.Second}, // the next poll reuses the connection
+		{time.Minute, 0, 75 * time.Second},
+		{100 * time.Second, 0, 115 * time.Second}, // the longest that stays under HTTP.sys's 120 s
+		{100 * time.Second, time.Second, ShortKeepAlive},
+		{5 * time.Minute, 30 * time.Second, ShortKeepAlive}, // too far apart: do not hold thousands of idle sockets
+		{0, 0, ShortKeepAlive},
+	} {
+		if got := DefaultKeepAlive(tt.interval, tt.jitter); got != tt.want {
+			t.Errorf("DefaultKeepAlive(%s, %s) = %s, want %s", tt.interval, tt.jitter, got, tt.want)
+		}
 	}
 }
 

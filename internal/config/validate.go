@@ -31,6 +31,9 @@ const (
 	DefaultWinRMAuth          = "ntlm"
 	DefaultWinRMSession       = "per-poll"
 	DefaultWinRMTimeout       = 60 * time.Second
+	ShortKeepAlive            = 30 * time.Second  // winrm.keep_alive when polls are too far apart to reuse a connection
+	MaxReusableKeepAlive      = 115 * time.Second // under HTTP.sys's 120 s idle connection timeout
+	maxKeepAlive              = 10 * time.Minute
 	MaxDefaultConcurrency     = 64
 	DefaultMaxOutputBytes     = 8 << 20
 	DefaultMaxEvents          = 500
@@ -53,6 +56,16 @@ const (
 	allowDateLayout           = "2006-01-02"
 	slackRouteNeedsTokenFixup = "routes post to other channels, which only a bot token can do; use slack.token_env or slack.token_file instead of a webhook, or remove routes"
 )
+
+// DefaultKeepAlive is the winrm.keep_alive default for a poll interval and
+// jitter: long enough to reuse a host's connection at its next poll when
+// that fits under MaxReusableKeepAlive, else ShortKeepAlive.
+func DefaultKeepAlive(interval, jitter time.Duration) time.Duration {
+	if ka := interval + jitter + 15*time.Second; interval > 0 && ka <= MaxReusableKeepAlive {
+		return ka
+	}
+	return ShortKeepAlive
+}
 
 // DefaultConcurrency is the winrm.concurrency default: 2×GOMAXPROCS (polls are
 // I/O bound), capped at MaxDefaultConcurrency.
@@ -193,6 +206,7 @@ func (v *validator) applyDefaults(c *Config) {
 	dur("poll.lookback", &p.Lookback, DefaultLookback)
 	num("poll.unreachable_after", &p.UnreachableAfter, DefaultUnreachableAfter)
 	dur("poll.max_backoff", &p.MaxBackoff, DefaultMaxBackoff)
+	dur("winrm.keep_alive", &w.KeepAlive, DefaultKeepAlive(p.Interval, p.Jitter))
 
 	s := &c.Slack
 	str("slack.min_severity", &s.MinSeverity, DefaultSlackMinSeverity)
@@ -441,6 +455,9 @@ func (v *validator) winrm(w *WinRM) {
 	v.between(p+".max_output_bytes", w.MaxOutputBytes, minMaxOutputBytes, maxMaxOutputBytes)
 	v.between(p+".max_events", w.MaxEvents, 1, maxEventsBound)
 	v.oneOf(p+".session", w.Session, winrmSessions)
+	if w.KeepAlive < time.Second || w.KeepAlive > maxKeepAlive {
+		v.errorf(p+".keep_alive", "%s is out of range; use 1s to 10m (longer than about 115s outlives the host's own idle timeout)", w.KeepAlive)
+	}
 }
 
 func (v *validator) poll(p *Poll) {

@@ -96,6 +96,9 @@ func normalize(cfg config.WinRM) (config.WinRM, error) {
 		cfg.MaxEvents = DefaultMaxEvents
 	}
 	cfg.MaxEvents = min(cfg.MaxEvents, maxEventsLimit)
+	if cfg.KeepAlive <= 0 {
+		cfg.KeepAlive = config.ShortKeepAlive
+	}
 	cfg.Session = strings.ToLower(cmp.Or(cfg.Session, DefaultSession))
 	if cfg.Session != SessionPersistent && cfg.Session != SessionPerPoll && cfg.Session != SessionShell {
 		return cfg, fmt.Errorf("winrm.session %q: want %s, %s or %s", cfg.Session, SessionPerPoll, SessionShell, SessionPersistent)

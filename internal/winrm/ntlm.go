@@ -36,6 +36,7 @@ func newNTLM(cfg config.WinRM, password string, opTimeout time.Duration) (*ntlmR
 		Timeout:        opTimeout + 30*time.Second,
 		CleanupTimeout: deleteTimeout,
 		DialTimeout:    dialTimeout,
+		IdleTimeout:    cfg.KeepAlive,
 		Dial:           dialFunc(cfg),
 	}
 	if cfg.Scheme == "https" {

@@ -489,3 +489,38 @@ func TestSessionScriptSyntax(t *testing.T) {
 		t.Fatalf("pscheck: %v\n%s", err, out)
 	}
 }
+
+// TestKeepAliveBetweenPolls: winrm.keep_alive decides whether the next poll
+// reuses the authenticated connection (2 HTTP requests in shell mode) or
+// logs on again (NTLM legs on top).
+func TestKeepAliveBetweenPolls(t *testing.T) {
+	for _, tt := range []struct {
+		keepAlive time.Duration
+		reused    bool
+	}{
+		{time.Hour, true},
+		{100 * time.Millisecond, false},
+	} {
+		t.Run(tt.keepAlive.String(), func(t *testing.T) {
+			dc := winhost.New("dc01.lab.example", winhost.Options{Role: winhost.RoleDC, Small: true})
+			addr, ca, ws := labServerWS(t, true, nil, dc)
+			c, err := New(config.WinRM{Scheme: "https", Auth: "ntlm", Username: `LAB\svcwatch`, CAFile: ca, TLSServerName: "example.com",
+				ConnectTo: addr, Timeout: 10 * time.Second, Session: SessionShell, KeepAlive: tt.keepAlive}, "Lab-Passw0rd!", nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer c.Close()
+			p := &idlePoller{c: c, host: inventory.Host{Name: dc.Name()}, req: inventory.CollectRequest{MaxEvents: 50}}
+			p.poll(t)
+			settledStats(ws, dc.Name())
+			time.Sleep(300 * time.Millisecond)
+			ws.ResetStats()
+			p.poll(t)
+			st := settledStats(ws, dc.Name())
+			if reused := st.HTTPRequests == 2; reused != tt.reused {
+				t.Errorf("keep_alive %s: %d HTTP requests for an idle poll 300ms later; want the connection reused: %v",
+					tt.keepAlive, st.HTTPRequests, tt.reused)
+			}
+		})
+	}
+}

@@ -195,7 +195,7 @@ func baseTransport(cfg config.WinRM, opTimeout time.Duration) (*http.Transport, 
 		TLSHandshakeTimeout:   tlsTimeout,
 		ResponseHeaderTimeout: opTimeout + 30*time.Second,
 		MaxIdleConnsPerHost:   2,
-		IdleConnTimeout:       90 * time.Second,
+		IdleConnTimeout:       cfg.KeepAlive,
 		DisableCompression:    true,
 	}, nil
 }
