@@ -189,6 +189,9 @@ type ModeResult struct {
 	CycleP95      float64   `json:"cycle_p95_s"`
 	HostsPerSec   float64   `json:"hosts_per_s"`
 	SteadyHostsPS float64   `json:"steady_hosts_per_s"` // cycles after the first
+	// LastHostsPS is the last cycle's rate: with 3 or more cycles, the steady
+	// state (cycle 2 still reconnects hosts whose first answer was large).
+	LastHostsPS   float64   `json:"last_cycle_hosts_per_s"`
 	CPUPerPollMS  float64   `json:"cpu_ms_per_host_poll"`
 	SteadyCPUMS   float64   `json:"steady_cpu_ms_per_host_poll"` // cycles after the first (keep-alive, baseline known)
 	CoresPolling  float64   `json:"cores_while_polling"`
@@ -196,9 +199,10 @@ type ModeResult struct {
 	PeakRSSMiB    float64   `json:"peak_rss_mib"`
 	StartRSSMiB   float64   `json:"start_rss_mib"` // RSS when the phase started (the peak's floor)
 	RSSNote       string    `json:"rss_note,omitempty"`
-	First         PollStats `json:"first_poll"`  // cycle 1: new connection, full inventory, baseline
-	Idle          PollStats `json:"idle_poll"`   // later polls of unchanged hosts
-	Change        PollStats `json:"change_poll"` // the first poll after the injected psexec
+	First         PollStats `json:"first_poll"`           // cycle 1: new connection, full inventory, baseline
+	Idle          PollStats `json:"idle_poll"`            // later polls of unchanged hosts
+	LastIdle      PollStats `json:"last_cycle_idle_poll"` // idle polls of the last cycle (steady state)
+	Change        PollStats `json:"change_poll"`          // the first poll after the injected psexec
 	Injected      int       `json:"injected"`
 	Detected      int       `json:"detected"`
 	DetectP50     float64   `json:"detect_p50_s"`
@@ -501,7 +505,7 @@ func runPhase(ctx context.Context, mode string, r runner, lab *labHandle, names 
 	}
 
 	// Per host-poll traffic by kind.
-	var first, idle, change acc
+	var first, idle, change, lastIdle acc
 	for c := range o.Cycles {
 		for i, name := range names {
 			rec := recs[c][i]
@@ -516,13 +520,16 @@ func runPhase(ctx context.Context, mode string, r runner, lab *labHandle, names 
 				switch classify(injectAt[name], recs[c-1][i], rec) {
 				case kindIdle:
 					idle.add(hc)
+					if c == o.Cycles-1 {
+						lastIdle.add(hc)
+					}
 				case kindChange:
 					change.add(hc)
 				}
 			}
 		}
 	}
-	res.First, res.Idle, res.Change = first.stats(), idle.stats(), change.stats()
+	res.First, res.Idle, res.Change, res.LastIdle = first.stats(), idle.stats(), change.stats(), lastIdle.stats()
 
 	res.HostPolls = len(names) * o.Cycles
 	sorted := slices.Clone(res.CycleSeconds)
@@ -536,6 +543,9 @@ func runPhase(ctx context.Context, mode string, r runner, lab *labHandle, names 
 	}
 	res.CPUPerPollMS = cpu.Seconds() * 1000 / float64(res.HostPolls)
 	res.SteadyCPUMS, res.SteadyHostsPS = res.CPUPerPollMS, res.HostsPerSec
+	if last := res.CycleSeconds[len(res.CycleSeconds)-1]; last > 0 {
+		res.LastHostsPS = float64(len(names)) / last
+	}
 	if later := polling.Seconds() - res.CycleSeconds[0]; o.Cycles > 1 && later > 0 {
 		res.SteadyHostsPS = float64(len(names)*(o.Cycles-1)) / later
 	}
@@ -628,6 +638,9 @@ func ratios(a, b ModeResult) map[string]float64 {
 	put("cycle_p95_s", a.CycleP95, b.CycleP95)
 	put("hosts_per_s", a.HostsPerSec, b.HostsPerSec)
 	put("steady_hosts_per_s", a.SteadyHostsPS, b.SteadyHostsPS)
+	put("last_cycle_hosts_per_s", a.LastHostsPS, b.LastHostsPS)
+	put("last_cycle_idle_http_requests", a.LastIdle.HTTPRequests, b.LastIdle.HTTPRequests)
+	put("last_cycle_idle_wire_bytes", a.LastIdle.WireBytes, b.LastIdle.WireBytes)
 	put("cpu_ms_per_host_poll", a.CPUPerPollMS, b.CPUPerPollMS)
 	put("steady_cpu_ms_per_host_poll", a.SteadyCPUMS, b.SteadyCPUMS)
 	put("peak_rss_mib", a.PeakRSSMiB, b.PeakRSSMiB)

@@ -87,6 +87,43 @@ func TestSmokeBoth(t *testing.T) {
 	}
 }
 
+// TestSmokeKeptSessions: with a kept shell an idle poll is two
+// WS-Management requests (Command or Send, Receive), fewer bytes than a
+// per-poll shell, and detection still works.
+func TestSmokeKeptSessions(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts 20 simulated hosts per session mode")
+	}
+	perPoll := 0.0
+	for _, session := range []string{"per-poll", "shell", "persistent"} {
+		t.Run(session, func(t *testing.T) {
+			ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+			defer cancel()
+			rep, err := Run(ctx, Options{Hosts: 20, Cycles: 3, Mode: ModeOurs, Session: session, Latency: time.Millisecond,
+				Concurrency: 4, Inject: 2, TempDir: t.TempDir(), Seed: 1})
+			if err != nil {
+				t.Fatal(err)
+			}
+			m := rep.Modes[0]
+			if m.Failures != 0 || m.Detected != m.Injected || m.Injected != 2 {
+				t.Fatalf("%d failures (%s), detected %d of %d", m.Failures, m.FirstError, m.Detected, m.Injected)
+			}
+			wantSOAP := map[string]float64{"per-poll": 4, "shell": 2, "persistent": 2}[session]
+			if m.LastIdle.Polls == 0 || m.LastIdle.SOAPRequests != wantSOAP {
+				t.Errorf("last cycle: %d idle polls, %.1f WS-Management requests each; want %.0f", m.LastIdle.Polls, m.LastIdle.SOAPRequests, wantSOAP)
+			}
+			if m.LastHostsPS <= 0 || m.LastIdle.WireBytes <= 0 {
+				t.Errorf("last cycle: %.0f hosts/s, %.0f idle bytes", m.LastHostsPS, m.LastIdle.WireBytes)
+			}
+			if session == "per-poll" {
+				perPoll = m.LastIdle.WireBytes
+			} else if perPoll > 0 && m.LastIdle.WireBytes >= perPoll {
+				t.Errorf("idle poll %.0f bytes, not fewer than per-poll's %.0f", m.LastIdle.WireBytes, perPoll)
+			}
+		})
+	}
+}
+
 // TestLabChildProcess runs the lab as a child (this test binary, see
 // TestMain), as svcwatch bench does, so the poller's figures are its own.
 func TestLabChildProcess(t *testing.T) {
