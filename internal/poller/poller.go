@@ -36,6 +36,12 @@ type Collector interface {
 	Collect(ctx context.Context, host inventory.Host, req inventory.CollectRequest) (inventory.Observation, error)
 }
 
+// Forgetter is implemented by collectors that keep something per host (a
+// kept WinRM shell): Forget is called when a host leaves the monitored set.
+type Forgetter interface {
+	Forget(host string)
+}
+
 // Store keeps host state, findings and the outbox. A host's state is read
 // and written in two parts so an idle poll never touches the inventory: Head
 // is the state without Services, Services the inventory; Commit writes both,

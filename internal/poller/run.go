@@ -120,6 +120,9 @@ func (j *hostJobs) sync(hosts []inventory.Host) error {
 				return fmt.Errorf("remove poll job for %s: %w", name, err)
 			}
 			delete(j.ids, name)
+			if f, ok := j.p.parts.Collector.(Forgetter); ok {
+				f.Forget(name) // e.g. delete its kept shell now, not after 30 idle minutes
+			}
 		}
 	}
 	for name, h := range want {

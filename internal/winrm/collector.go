@@ -24,7 +24,7 @@ const (
 	DefaultTimeout        = 60 * time.Second
 	DefaultMaxOutputBytes = 8 << 20
 	DefaultMaxEvents      = 1000
-	DefaultSession        = SessionPerPoll
+	DefaultSession        = SessionShell
 	maxStderrBytes        = 16 << 10
 )
 
@@ -137,7 +137,7 @@ func warnInsecure(cfg config.WinRM, logger *slog.Logger) {
 // Collect runs the collector once on host and returns what it saw. The
 // whole exchange is bounded by winrm.timeout; the shell is always deleted.
 func (c *Collector) Collect(ctx context.Context, host inventory.Host, req inventory.CollectRequest) (inventory.Observation, error) {
-	name := strings.ToLower(strings.TrimSuffix(host.Name, "."))
+	name := hostKey(host.Name)
 	obs, err := c.collect(ctx, name, req)
 	if err != nil {
 		return inventory.Observation{}, fmt.Errorf("%s: %w", sanitize(name, 255), err)
@@ -217,6 +217,19 @@ func (c *Collector) commandOutput(exit int, stdout, stderr *capWriter) ([]byte, 
 	}
 	return stdout.buf, nil
 }
+
+// Forget releases what the collector keeps for host once it is no longer
+// polled (removed from AD or out of scope): its kept shell is deleted in the
+// background. A later Collect for the host starts afresh.
+func (c *Collector) Forget(host string) {
+	if c.sessions != nil {
+		c.sessions.forget(hostKey(host))
+	}
+}
+
+// hostKey is the form of a host name the collector works with: lower case,
+// no trailing dot.
+func hostKey(name string) string { return strings.ToLower(strings.TrimSuffix(name, ".")) }
 
 // Close deletes the kept shells of persistent sessions (bounded in time),
 // then releases connections and the Kerberos login; the Collector may not

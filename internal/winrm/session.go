@@ -72,21 +72,45 @@ func (ss *sessions) sweepLocked(now time.Time) {
 			s.release()
 			continue
 		}
+		ss.retireLocked(host, s)
+	}
+}
+
+// forget drops host's session at once (the poller no longer polls the host)
+// and hands its shell to the delete goroutine. A session busy in a poll is
+// dropped from byHost only: that poll deletes its shell when it ends
+// (pollDone finds it is no longer the host's session).
+func (ss *sessions) forget(host string) {
+	ss.mu.Lock()
+	defer ss.mu.Unlock()
+	s := ss.byHost[host]
+	if s == nil || ss.closed {
+		return
+	}
+	if !s.tryAcquire() {
 		delete(ss.byHost, host)
-		s.gone = true
-		if s.shellID == "" && len(s.orphans) == 0 {
-			s.release()
-			continue
-		}
-		if !ss.sweeping {
-			ss.sweeping = true
-			ss.startDel()
-		}
-		select {
-		case ss.stale <- staleSession{host, s}: // deleted, and released, by runSweeper
-		default:
-			s.release() // the deleter is busy: the host's idle timeout will do
-		}
+		return
+	}
+	ss.retireLocked(host, s)
+}
+
+// retireLocked removes s, whose lock the caller holds, from byHost and
+// hands its shells to the delete goroutine, which releases it.
+func (ss *sessions) retireLocked(host string, s *session) {
+	delete(ss.byHost, host)
+	s.gone = true
+	if s.shellID == "" && len(s.orphans) == 0 {
+		s.release()
+		return
+	}
+	if !ss.sweeping {
+		ss.sweeping = true
+		ss.startDel()
+	}
+	select {
+	case ss.stale <- staleSession{host, s}: // deleted, and released, by runSweeper
+	default:
+		s.release() // the deleter is busy: the host's idle timeout will do
 	}
 }
 
@@ -269,10 +293,12 @@ func (c *Collector) pollDone(ctx context.Context, host string, s *session) {
 	s.lastUsed = c.sessions.now()
 	c.deleteOrphans(ctx, host, s)
 	c.sessions.mu.Lock()
-	closed := c.sessions.closed
+	closed, current := c.sessions.closed, c.sessions.byHost[host] == s
 	c.sessions.mu.Unlock()
-	if closed {
-		c.discard(ctx, host, s) // Close ran during this poll and could not wait for it
+	if closed || !current {
+		// Close ran during this poll and could not wait for it, or the host
+		// was forgotten meanwhile: nobody will reuse this shell.
+		c.discard(ctx, host, s)
 	}
 }
 

@@ -524,3 +524,55 @@ func TestKeepAliveBetweenPolls(t *testing.T) {
 		})
 	}
 }
+
+// TestForgetDeletesTheKeptShell: a host the poller no longer polls loses its
+// kept shell at once, also when Forget comes during one of its polls.
+func TestForgetDeletesTheKeptShell(t *testing.T) {
+	for _, mode := range keptModes {
+		t.Run(mode, func(t *testing.T) {
+			gone := winhost.New("srv01.lab.example", winhost.Options{Small: true})
+			kept := winhost.New("srv02.lab.example", winhost.Options{Small: true})
+			busy := winhost.New("srv03.lab.example", winhost.Options{Small: true, SlowDelay: 300 * time.Millisecond})
+			c, ws, _ := sessionLab(t, mode, "https", gone, kept, busy)
+			req := inventory.CollectRequest{MaxEvents: 10}
+			for _, h := range []*winhost.Host{gone, kept, busy} {
+				if _, err := c.Collect(context.Background(), inventory.Host{Name: h.Name()}, req); err != nil {
+					t.Fatal(err)
+				}
+			}
+			waitShells := func(h *winhost.Host, want int) {
+				t.Helper()
+				deadline := time.Now().Add(5 * time.Second)
+				for ws.OpenShells(h.Name()) != want && time.Now().Before(deadline) {
+					time.Sleep(10 * time.Millisecond)
+				}
+				if n := ws.OpenShells(h.Name()); n != want {
+					t.Errorf("%s: %d shells open, want %d", h.Name(), n, want)
+				}
+			}
+			c.Forget(strings.ToUpper(gone.Name()) + ".") // any spelling of the name
+			waitShells(gone, 0)
+			waitShells(kept, 1)
+
+			// Forget while the host's poll runs: that poll deletes the shell.
+			if err := busy.SetFault(winhost.FaultSlow); err != nil {
+				t.Fatal(err)
+			}
+			done := make(chan error, 1)
+			go func() {
+				_, err := c.Collect(context.Background(), inventory.Host{Name: busy.Name()}, req)
+				done <- err
+			}()
+			time.Sleep(100 * time.Millisecond)
+			c.Forget(busy.Name())
+			if err := <-done; err != nil {
+				t.Fatalf("the poll running when Forget came: %v", err)
+			}
+			waitShells(busy, 0)
+			if err := c.Close(); err != nil {
+				t.Fatal(err)
+			}
+			waitShells(kept, 0)
+		})
+	}
+}
