@@ -52,7 +52,7 @@ fuzz:
 
 # The representative configuration whose results README.md shows.
 bench: build
-	./$(BIN) bench --hosts 5000 --cycles 3 --mode both --interval 60s --session shell
+	./$(BIN) bench --hosts 5000 --cycles 3 --mode both --interval 60s
 
 clean:
 	rm -rf bin

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/svcwatch/svcwatch/internal/bench"
+	"github.com/svcwatch/svcwatch/internal/winrm"
 )
 
 func cmdBench(ctx context.Context, args []string, stdout, stderr io.Writer) error {
@@ -22,7 +23,7 @@ func cmdBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	latency := fs.Duration("latency", bench.DefaultLatency, "server-side delay per WS-Management request (0 for none)")
 	mode := fs.String("mode", bench.ModeOurs, "ours | naive | both")
 	concurrency := fs.Int("concurrency", 32, "concurrent host polls (both modes)")
-	session := fs.String("session", "per-poll", "ours: winrm.session: per-poll, shell or persistent")
+	session := fs.String("session", winrm.DefaultSession, "ours: winrm.session: shell, per-poll or persistent")
 	interval := fs.Duration("interval", 0, "cycle start to cycle start (0: back to back); psexec is injected at random times in between")
 	inject := fs.Int("inject", 0, "hosts given a psexec per mode for detection latency (0: hosts/100, 5..50; -1: none)")
 	asJSON := fs.Bool("json", false, "print the report as JSON")

@@ -68,7 +68,7 @@ type Options struct {
 	Mode        string        // ours | naive | both (default ours)
 	Concurrency int           // concurrent host polls (default 32)
 	Interval    time.Duration // cycle start to cycle start; 0 runs cycles back to back
-	Session     string        // ours: winrm.session, per-poll (default), shell or persistent
+	Session     string        // ours: winrm.session, shell (default), per-poll or persistent
 	// Inject is how many hosts get a psexec per mode for detection latency
 	// (default hosts/100 clamped to 5..50; negative: none).
 	Inject int

@@ -88,9 +88,10 @@ type WinRM struct {
 	MaxOutputBytes int           `yaml:"max_output_bytes"`
 	MaxEvents      int           `yaml:"max_events"`
 	AllowInsecure  bool          `yaml:"allow_insecure"`
-	// Session is how the collector runs: "per-poll" opens a shell and sends
-	// the whole script every poll (protocol v1); "shell" keeps one shell per
-	// host and runs the whole script in it each poll (protocol v1);
+	// Session is how the collector runs: "shell" (the default) keeps one
+	// shell per host and runs the whole script in it each poll (protocol
+	// v1); "per-poll" opens a shell and sends the whole script every poll
+	// (protocol v1);
 	// "persistent" keeps one shell and one collector process per host
 	// (protocol v2: a request line per poll).
 	Session string `yaml:"session"`

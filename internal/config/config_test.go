@@ -28,7 +28,7 @@ func TestLoadBad(t *testing.T) {
 	}{
 		{"bad-auth-typo.yaml", `config: testdata/bad-auth-typo.yaml:7: winrm.auth: "kerbros" is not one of ntlm, kerberos, certificate, basic; fix the spelling`},
 		{"bad-keep-alive.yaml", `config: testdata/bad-keep-alive.yaml:9: winrm.keep_alive: 20m0s is out of range; use 1s to 10m (longer than about 115s outlives the host's own idle timeout)`},
-		{"bad-session.yaml", `config: testdata/bad-session.yaml:9: winrm.session: "keep" is not one of per-poll, shell, persistent; fix the spelling`},
+		{"bad-session.yaml", `config: testdata/bad-session.yaml:9: winrm.session: "keep" is not one of shell, per-poll, persistent; fix the spelling`},
 		{"bad-password-inline.yaml", `config: testdata/bad-password-inline.yaml:8: winrm.password: secrets are not accepted in the config file; put the value in an environment variable and name it with password_env, or in a file readable only by svcwatch and give its path with password_file`},
 		{"bad-unknown-key.yaml", `config: testdata/bad-unknown-key.yaml:12: pol: unknown key; did you mean poll?`},
 		{"bad-key-typo.yaml", `config: testdata/bad-key-typo.yaml:13: poll.intervall: unknown key; did you mean interval?`},
@@ -178,7 +178,7 @@ func TestDefaults(t *testing.T) {
 		{"winrm.concurrency", cfg.WinRM.Concurrency, DefaultConcurrency()},
 		{"winrm.max_output_bytes", cfg.WinRM.MaxOutputBytes, 8 << 20},
 		{"winrm.max_events", cfg.WinRM.MaxEvents, 500},
-		{"winrm.session", cfg.WinRM.Session, "per-poll"},
+		{"winrm.session", cfg.WinRM.Session, "shell"},
 		{"winrm.keep_alive (5m interval)", cfg.WinRM.KeepAlive, 30 * time.Second},
 		{"poll.interval", cfg.Poll.Interval, 5 * time.Minute},
 		{"poll.jitter", cfg.Poll.Jitter, 30 * time.Second},

@@ -29,7 +29,7 @@ const (
 	DefaultHTTPSPort          = 5986
 	DefaultHTTPPort           = 5985
 	DefaultWinRMAuth          = "ntlm"
-	DefaultWinRMSession       = "per-poll"
+	DefaultWinRMSession       = "shell"
 	DefaultWinRMTimeout       = 60 * time.Second
 	ShortKeepAlive            = 30 * time.Second  // winrm.keep_alive when polls are too far apart to reuse a connection
 	MaxReusableKeepAlive      = 115 * time.Second // under HTTP.sys's 120 s idle connection timeout
@@ -77,7 +77,7 @@ var (
 	bindMethods   = []string{"simple", "ntlm", "kerberos"}
 	winrmSchemes  = []string{"https", "http"}
 	winrmAuths    = []string{"ntlm", "kerberos", "certificate", "basic"}
-	winrmSessions = []string{"per-poll", "shell", "persistent"}
+	winrmSessions = []string{"shell", "per-poll", "persistent"}
 	logLevels     = []string{"debug", "info", "warn", "error"}
 	logFormats    = []string{"text", "json"}
 	findingKinds  = []string{
