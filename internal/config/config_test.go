@@ -518,6 +518,15 @@ func TestValidateCodeBuilt(t *testing.T) {
 	if w := c.Warnings(); len(w) != 1 || !strings.Contains(w[0], "clear text") {
 		t.Errorf("Warnings = %q, want the clear-text warning", w)
 	}
+	// One TLS name for every host is for a lab behind connect_to only.
+	c.WinRM.Auth, c.WinRM.Scheme, c.WinRM.AllowInsecure, c.WinRM.TLSServerName = "ntlm", "https", false, "dc01.lab.example"
+	if w := c.Warnings(); len(w) != 0 {
+		t.Errorf("tls_server_name with connect_to: Warnings = %q, want none", w)
+	}
+	c.WinRM.ConnectTo = ""
+	if w := c.Warnings(); len(w) != 1 || !strings.Contains(w[0], "tls_server_name") {
+		t.Errorf("tls_server_name without connect_to: Warnings = %q, want one naming it", w)
+	}
 }
 
 func TestEditDistance(t *testing.T) {

@@ -579,6 +579,9 @@ func (c *Config) Warnings() []string {
 	if c.WinRM.Auth == "basic" && c.WinRM.Scheme == "http" {
 		w = append(w, "winrm uses basic auth over http: the password crosses the network in clear text")
 	}
+	if c.WinRM.TLSServerName != "" && c.WinRM.ConnectTo == "" {
+		w = append(w, fmt.Sprintf("winrm.tls_server_name is %q: every host's certificate is checked against that one name, not the host's own; it is meant for a lab behind connect_to", c.WinRM.TLSServerName))
+	}
 	return w
 }
 
