@@ -92,9 +92,11 @@ type httpRoundTripper struct {
 	auth   authorizer
 }
 
-func (h *httpRoundTripper) roundTrip(ctx context.Context, host string, body []byte) (int, []byte, error) {
+func (h *httpRoundTripper) roundTrip(ctx context.Context, host string, body []byte) (status int, reply []byte, err error) {
 	url := h.scheme + "://" + net.JoinHostPort(host, strconv.Itoa(h.port)) + "/wsman"
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, url, bytes.NewReader(body))
+	tctx, done := trackConn(ctx)
+	defer func() { done(len(reply)) }()
+	req, err := http.NewRequestWithContext(tctx, http.MethodPost, url, bytes.NewReader(body))
 	if err != nil {
 		return 0, nil, fmt.Errorf("%w: %v", ErrProtocol, err)
 	}
@@ -190,7 +192,7 @@ func baseTransport(cfg config.WinRM, opTimeout time.Duration) (*http.Transport, 
 	}
 	return &http.Transport{
 		Proxy:                 nil, // WinRM goes straight to the host, never through HTTP(S)_PROXY
-		DialContext:           dialFunc(cfg),
+		DialContext:           trackingDial(dialFunc(cfg), min(largeIdle, cfg.KeepAlive)),
 		TLSClientConfig:       tlsConf,
 		TLSHandshakeTimeout:   tlsTimeout,
 		ResponseHeaderTimeout: opTimeout + 30*time.Second,
