@@ -725,6 +725,10 @@ func TestMigrationSplitsInventory(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
+	// One corrupt row must not stop the upgrade; reading it names the host.
+	if _, err := db.Exec(`INSERT INTO host_state (host, state, updated) VALUES ('bad01', '{"host":"bad01",', ?)`, t0.Format(timeLayout)); err != nil {
+		t.Fatal(err)
+	}
 	if err := db.Close(); err != nil {
 		t.Fatal(err)
 	}
@@ -734,6 +738,9 @@ func TestMigrationSplitsInventory(t *testing.T) {
 		t.Fatalf("open a version 1 store: %v", err)
 	}
 	defer s.Close()
+	if _, err := s.Head(context.Background(), "bad01"); err == nil || !strings.Contains(err.Error(), "state of bad01 is corrupt") {
+		t.Errorf("Head of the corrupt row: %v, want an error naming bad01 as corrupt", err)
+	}
 	for host, want := range v1 {
 		got, err := s.State(context.Background(), host)
 		if err != nil {

@@ -5,6 +5,10 @@
 
 ALTER TABLE host_state ADD COLUMN services TEXT NOT NULL DEFAULT 'null'; -- JSON []inventory.Service
 
+-- A row whose document is not valid JSON is left as it is (its inventory
+-- 'null'): reading it names the host as corrupt, as before, instead of one
+-- bad row stopping the upgrade.
 UPDATE host_state
    SET services = coalesce(json_extract(state, '$.services'), 'null'),
-       state    = json_remove(state, '$.services');
+       state    = json_remove(state, '$.services')
+ WHERE json_valid(state);
