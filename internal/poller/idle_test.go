@@ -130,3 +130,40 @@ func TestIdlePollLeavesInventoryAlone(t *testing.T) {
 		t.Errorf("stored state after the run: %+v, %v; want the baseline inventory and watermark 11", state, err)
 	}
 }
+
+// TestScheduledPollOfRemovedHostSkipped: a scheduled poll that was waiting
+// for a worker slot when its host left the monitored set does not reach the
+// collector (which has let go of the host); PollHost itself (once, bench)
+// polls whatever it is given.
+func TestScheduledPollOfRemovedHostSkipped(t *testing.T) {
+	ctx := context.Background()
+	clock := clockwork.NewFakeClockAt(time.Date(2026, 12, 4, 12, 0, 0, 0, time.UTC))
+	kept := inventory.Host{Name: "dc01.lab.example"}
+	removed := inventory.Host{Name: "srv40.lab.example"}
+	dir := &fakeDirectory{hosts: []inventory.Host{kept, removed}}
+	col := &scriptedCollector{answer: func(h string, _ inventory.CollectRequest) (inventory.Observation, error) {
+		return idleObservation(h, clock.Now()), nil
+	}}
+	p, _ := newTestPoller(t, dir, col, clock)
+	if _, err := p.Discover(ctx); err != nil {
+		t.Fatal(err)
+	}
+	dir.set(nil, kept)
+	if _, err := p.Discover(ctx); err != nil {
+		t.Fatal(err)
+	}
+	for _, h := range []inventory.Host{kept, removed} {
+		if err := p.pollHost(ctx, h, true); err != nil {
+			t.Fatalf("%s: %v", h.Name, err)
+		}
+	}
+	if n := col.count(kept.Name); n != 1 {
+		t.Errorf("monitored host polled %d times, want 1", n)
+	}
+	if n := col.count(removed.Name); n != 0 {
+		t.Errorf("removed host reached the collector %d times from a scheduled poll, want 0", n)
+	}
+	if err := p.PollHost(ctx, removed); err != nil || col.count(removed.Name) != 1 {
+		t.Errorf("PollHost of a host outside the set: %v, %d collects; want it polled", err, col.count(removed.Name))
+	}
+}

@@ -294,6 +294,14 @@ var ErrBackingOff = errors.New("backing off after failures")
 // failure, already recorded in its state. A panic in any part is contained
 // and recorded as the host's failure: one hostile answer cannot stop polling.
 func (p *Poller) PollHost(ctx context.Context, host inventory.Host) (err error) {
+	return p.pollHost(ctx, host, false)
+}
+
+// pollHost is PollHost; scheduled polls (Run's jobs) give up, once they hold
+// a worker slot, when the host has left the monitored set while they
+// waited: the collector has let go of it (Forget) and must not open a new
+// shell for it.
+func (p *Poller) pollHost(ctx context.Context, host inventory.Host, scheduled bool) (err error) {
 	now := p.opts.Clock.Now()
 	release, paused := p.creds.enter(now)
 	defer release()
@@ -313,10 +321,14 @@ func (p *Poller) PollHost(ctx context.Context, host inventory.Host) (err error) 
 		return ctx.Err()
 	}
 	defer func() { <-p.sem }()
+	if scheduled && !p.monitored(host.Name) {
+		return nil
+	}
 
 	log := p.opts.Logger.With("host", host.Name, "poll", p.pollSeq.Add(1))
 	prev, err := p.parts.Store.Head(ctx, host.Name)
 	if err != nil {
+		log.Error("poll skipped: cannot read the host's stored state", "err", err)
 		return fmt.Errorf("%s: load state: %w", host.Name, err)
 	}
 	prev.Host = host.Name
@@ -361,6 +373,7 @@ func (p *Poller) PollHost(ctx context.Context, host inventory.Host) (err error) 
 	withInventory := obs.Services != nil || len(obs.Events) > 0 || !prev.Baselined
 	if withInventory {
 		if prev.Services, err = p.parts.Store.Services(ctx, host.Name); err != nil {
+			log.Error("poll discarded: cannot read the host's stored inventory", "err", err)
 			return fmt.Errorf("%s: load inventory: %w", host.Name, err)
 		}
 	}
@@ -379,6 +392,7 @@ func (p *Poller) PollHost(ctx context.Context, host inventory.Host) (err error) 
 		commit = p.parts.Store.Commit
 	}
 	if err := commit(ctx, next, fs); err != nil {
+		log.Error("poll discarded: cannot store its state and findings; the next poll repeats it", "err", err)
 		return fmt.Errorf("%s: commit: %w", host.Name, err)
 	}
 	p.mu.Lock()

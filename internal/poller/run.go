@@ -130,7 +130,7 @@ func (j *hostJobs) sync(hosts []inventory.Host) error {
 			continue
 		}
 		job, err := j.s.NewJob(j.p.pollDefinition(), gocron.NewTask(func() {
-			if err := j.p.PollHost(j.ctx, j.p.current(h)); err != nil {
+			if err := j.p.pollHost(j.ctx, j.p.current(h), true); err != nil {
 				j.p.opts.Logger.Debug("poll", "host", name, "err", err)
 			}
 		}), gocron.WithName("poll "+name), gocron.WithTags("poll"),
@@ -149,6 +149,15 @@ func (p *Poller) pollDefinition() gocron.JobDefinition {
 		return gocron.DurationJob(p.opts.Interval)
 	}
 	return gocron.DurationRandomJob(lo, hi)
+}
+
+// monitored reports whether name is in the monitored set (Run's jobs are
+// made from it).
+func (p *Poller) monitored(name string) bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	_, ok := p.hosts[name]
+	return ok
 }
 
 // current returns the latest discovered version of h (reasons, OS may change).
