@@ -60,6 +60,7 @@ func New(cfg config.WinRM, password string, logger *slog.Logger) (*Collector, er
 	c := &Collector{cfg: cfg, logger: logger, tr: tr, params: params}
 	if cfg.Session == SessionPersistent || cfg.Session == SessionShell {
 		c.sessions = newSessions()
+		c.sessions.logger = logger
 		c.sessions.startDel = func() {
 			c.sessions.sweep.Add(1)
 			go c.runSweeper()

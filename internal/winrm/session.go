@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"sync"
 	"time"
 )
@@ -44,8 +45,11 @@ type sessions struct {
 	maxIdle  time.Duration
 	now      func() time.Time
 
+	logger *slog.Logger
+
 	mu        sync.Mutex
 	closed    bool
+	closeBy   time.Time // set by Close: the delete goroutine gives up on what is left after it
 	byHost    map[string]*session
 	lastSweep time.Time
 	// stale: sessions of hosts no longer polled, handed to sweep (Close waits).
@@ -88,16 +92,19 @@ func (ss *sessions) forget(host string) {
 		return
 	}
 	if !s.tryAcquire() {
-		delete(ss.byHost, host)
+		delete(ss.byHost, host) // releaseSession hands its shells over when the poll ends
 		return
 	}
 	ss.retireLocked(host, s)
 }
 
-// retireLocked removes s, whose lock the caller holds, from byHost and
-// hands its shells to the delete goroutine, which releases it.
+// retireLocked removes s, whose lock the caller holds, from byHost (if it
+// is still there) and hands its shells to the delete goroutine, which
+// releases it.
 func (ss *sessions) retireLocked(host string, s *session) {
-	delete(ss.byHost, host)
+	if ss.byHost[host] == s {
+		delete(ss.byHost, host)
+	}
 	s.gone = true
 	if s.shellID == "" && len(s.orphans) == 0 {
 		s.release()
@@ -110,8 +117,23 @@ func (ss *sessions) retireLocked(host string, s *session) {
 	select {
 	case ss.stale <- staleSession{host, s}: // deleted, and released, by runSweeper
 	default:
-		s.release() // the deleter is busy: the host's idle timeout will do
+		ss.logger.Warn("winrm: too many kept shells waiting for deletion; this one is left to the host's idle timeout", "host", host)
+		s.release()
 	}
+}
+
+// releaseSession ends a poll's hold on s. A session that stopped being the
+// host's during the poll (Forget) hands its shells to the delete goroutine
+// instead of keeping them where nothing will use them again.
+func (c *Collector) releaseSession(host string, s *session) {
+	ss := c.sessions
+	ss.mu.Lock()
+	defer ss.mu.Unlock()
+	if ss.closed || ss.byHost[host] == s || (s.shellID == "" && len(s.orphans) == 0) {
+		s.release()
+		return
+	}
+	ss.retireLocked(host, s)
 }
 
 // session is one host's kept shell and collector process. lock makes one
@@ -137,18 +159,34 @@ const maxOrphans = 8
 
 func newSessions() *sessions {
 	return &sessions{maxPolls: DefaultSessionMaxPolls, maxIdle: DefaultSessionMaxIdle, now: time.Now, byHost: map[string]*session{},
-		stale: make(chan staleSession, 256)}
+		logger: slog.New(slog.DiscardHandler),
+		stale:  make(chan staleSession, 256)}
 }
 
 // runSweeper deletes the shells of stale sessions until the channel closes.
+// Each shell is tried once; one that cannot be deleted (a host removed from
+// AD is often switched off) is left to the host's idle timeout. Once Close's
+// deadline has passed, what is left is not tried at all.
 func (c *Collector) runSweeper() {
-	defer c.sessions.sweep.Done()
-	for st := range c.sessions.stale {
-		c.discard(context.Background(), st.host, st.s)
-		for _, id := range st.s.orphans {
-			_ = c.tr.deleteShell(context.Background(), st.host, c.params, id)
+	ss := c.sessions
+	defer ss.sweep.Done()
+	for st := range ss.stale {
+		ids := st.s.orphans
+		if st.s.shellID != "" {
+			ids = append(ids, st.s.shellID)
 		}
-		st.s.orphans = nil
+		st.s.shellID, st.s.commandID, st.s.polls, st.s.orphans = "", "", 0, nil
+		for _, id := range ids {
+			ss.mu.Lock()
+			late := ss.closed && ss.now().After(ss.closeBy)
+			ss.mu.Unlock()
+			if late {
+				break
+			}
+			if err := c.tr.deleteShell(context.Background(), st.host, c.params, id); err != nil {
+				c.logger.Warn("winrm: could not delete the kept shell of a host no longer polled; the host's idle timeout will", "host", st.host, "error", err)
+			}
+		}
 		st.s.release()
 	}
 }
@@ -184,7 +222,7 @@ func (c *Collector) pollSession(ctx context.Context, host string, r collectReque
 	if err != nil {
 		return err
 	}
-	defer s.release()
+	defer c.releaseSession(host, s)
 
 	c.recycle(ctx, host, s)
 	reused := s.shellID != ""
@@ -235,7 +273,7 @@ func (c *Collector) pollShell(ctx context.Context, host string, r collectRequest
 	if err != nil {
 		return err
 	}
-	defer s.release()
+	defer c.releaseSession(host, s)
 
 	c.recycle(ctx, host, s)
 	reused := s.shellID != ""
@@ -293,12 +331,10 @@ func (c *Collector) pollDone(ctx context.Context, host string, s *session) {
 	s.lastUsed = c.sessions.now()
 	c.deleteOrphans(ctx, host, s)
 	c.sessions.mu.Lock()
-	closed, current := c.sessions.closed, c.sessions.byHost[host] == s
+	closed := c.sessions.closed
 	c.sessions.mu.Unlock()
-	if closed || !current {
-		// Close ran during this poll and could not wait for it, or the host
-		// was forgotten meanwhile: nobody will reuse this shell.
-		c.discard(ctx, host, s)
+	if closed {
+		c.discard(ctx, host, s) // Close ran during this poll and could not wait for it
 	}
 }
 
@@ -401,7 +437,7 @@ func (c *Collector) discard(ctx context.Context, host string, s *session) {
 		return
 	}
 	if err := c.tr.deleteShell(ctx, host, c.params, s.shellID); err != nil {
-		c.logger.Warn("winrm: could not delete a persistent collector's shell; trying again after the next poll", "host", host, "error", err)
+		c.logger.Warn("winrm: could not delete a kept shell; trying again after the next good poll, else the host's idle timeout removes it", "host", host, "session", c.cfg.Session, "error", err)
 		if len(s.orphans) == maxOrphans {
 			s.orphans = s.orphans[1:]
 		}
@@ -420,6 +456,7 @@ func (c *Collector) closeSessions() error {
 		return nil
 	}
 	ss.closed = true
+	ss.closeBy = ss.now().Add(closeTimeout)
 	all := ss.byHost
 	ss.byHost = map[string]*session{}
 	close(ss.stale)

@@ -576,3 +576,44 @@ func TestForgetDeletesTheKeptShell(t *testing.T) {
 		})
 	}
 }
+
+// TestForgetUnreachableHost: the kept shell of a host that is forgotten
+// while switched off is tried once, logged, and left to the host's idle
+// timeout; it does not hold up Close.
+func TestForgetUnreachableHost(t *testing.T) {
+	for _, mode := range keptModes {
+		t.Run(mode, func(t *testing.T) {
+			off := winhost.New("srv01.lab.example", winhost.Options{Small: true})
+			addr, ca, ws := labServerWS(t, true, nil, off)
+			var logs syncBuffer
+			c, err := New(config.WinRM{Scheme: "https", Auth: "ntlm", Username: `LAB\svcwatch`, CAFile: ca, TLSServerName: "example.com",
+				ConnectTo: addr, Timeout: 10 * time.Second, Session: mode, KeepAlive: 50 * time.Millisecond}, "Lab-Passw0rd!", newTestLogger(&logs))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if _, err := c.Collect(context.Background(), inventory.Host{Name: off.Name()}, inventory.CollectRequest{MaxEvents: 10}); err != nil {
+				t.Fatal(err)
+			}
+			time.Sleep(200 * time.Millisecond) // the connection idles out: the delete must dial
+			off.SetDown(true)
+			c.Forget(off.Name())
+			deadline := time.Now().Add(5 * time.Second)
+			for !strings.Contains(logs.String(), "no longer polled") && time.Now().Before(deadline) {
+				time.Sleep(10 * time.Millisecond)
+			}
+			if !strings.Contains(logs.String(), "no longer polled") {
+				t.Errorf("no warning about the shell left behind; logs:\n%s", logs.String())
+			}
+			start := time.Now()
+			if err := c.Close(); err != nil {
+				t.Errorf("Close: %v (the forgotten host is not Close's to report)", err)
+			}
+			if d := time.Since(start); d > 5*time.Second {
+				t.Errorf("Close took %s", d)
+			}
+			if n := ws.OpenShells(off.Name()); n != 1 {
+				t.Errorf("%d shells open on the switched-off host, want 1 (left to its idle timeout)", n)
+			}
+		})
+	}
+}
