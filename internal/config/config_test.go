@@ -527,6 +527,10 @@ func TestValidateCodeBuilt(t *testing.T) {
 	if w := c.Warnings(); len(w) != 1 || !strings.Contains(w[0], "tls_server_name") {
 		t.Errorf("tls_server_name without connect_to: Warnings = %q, want one naming it", w)
 	}
+	c.WinRM.TLSServerName, c.WinRM.KeepAlive = "", 5*time.Minute
+	if w := c.Warnings(); len(w) != 1 || !strings.Contains(w[0], "keep_alive") {
+		t.Errorf("keep_alive past HTTP.sys's idle timeout: Warnings = %q, want one naming it", w)
+	}
 }
 
 func TestEditDistance(t *testing.T) {

@@ -579,6 +579,9 @@ func (c *Config) Warnings() []string {
 	if c.WinRM.Auth == "basic" && c.WinRM.Scheme == "http" {
 		w = append(w, "winrm uses basic auth over http: the password crosses the network in clear text")
 	}
+	if c.WinRM.KeepAlive > MaxReusableKeepAlive {
+		w = append(w, fmt.Sprintf("winrm.keep_alive is %s: Windows (HTTP.sys) closes idle connections after 120 s, so keeping them longer only holds sockets open; 115s or less reuses them", c.WinRM.KeepAlive))
+	}
 	if c.WinRM.TLSServerName != "" && c.WinRM.ConnectTo == "" {
 		w = append(w, fmt.Sprintf("winrm.tls_server_name is %q: every host's certificate is checked against that one name, not the host's own; it is meant for a lab behind connect_to", c.WinRM.TLSServerName))
 	}

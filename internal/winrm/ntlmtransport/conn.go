@@ -34,7 +34,8 @@ var (
 	writers = sync.Pool{New: func() any { return bufio.NewWriter(nil) }}
 )
 
-// errTrailingData: the server sent bytes after a complete response.
+// errTrailingData: the server sent bytes after a complete handshake
+// response (after any other response, the connection is dropped instead).
 var errTrailingData = errors.New("the server sent data after the response")
 
 // conn is one TCP (or TLS) connection with its NTLM security context.
@@ -81,6 +82,9 @@ var aLongTimeAgo = time.Unix(1, 0)
 type exchangeResult struct {
 	resp *http.Response
 	body []byte
+	// outOfStep: bytes followed the response; it stands, the connection
+	// does not (they would be read as the next answer).
+	outOfStep bool
 }
 
 // exchange writes req and reads the response with its body (at most
@@ -114,9 +118,7 @@ func (c *conn) exchange(ctx context.Context, req *http.Request, maxBody, largeRe
 	br := readers.Get().(*bufio.Reader)
 	br.Reset(c.cr)
 	defer func() {
-		if err == nil && br.Buffered() > 0 {
-			err = errTrailingData // the connection is out of step: drop it
-		}
+		res.outOfStep = err == nil && br.Buffered() > 0
 		br.Reset(nil)
 		readers.Put(br)
 	}()
@@ -244,7 +246,8 @@ func (t *Transport) armIdle(c *conn) {
 	c.idle.Reset(t.idleTimeout(c))
 }
 
-// idleTimeout is how long c may sit unused (t.mu held or c not shared).
+// idleTimeout is how long c may sit unused. c.large is written only under
+// t.sem (by exchange), and every caller holds t.sem.
 func (t *Transport) idleTimeout(c *conn) time.Duration {
 	if c.large {
 		return min(t.opts.LargeIdleTimeout, t.opts.IdleTimeout)
@@ -323,6 +326,9 @@ func (t *Transport) authenticate(ctx context.Context, ep *endpoint, c *conn, sch
 	if err != nil {
 		return t.wrap(ctx, ep, "NTLM negotiate", err)
 	}
+	if res.outOfStep {
+		return t.fail(ep, "NTLM negotiate", fmt.Errorf("%w: %w", ErrProtocol, errTrailingData))
+	}
 	if res.resp.StatusCode != http.StatusUnauthorized {
 		return t.fail(ep, "NTLM negotiate", fmt.Errorf("%w: HTTP %d instead of a 401 challenge; refusing an endpoint that does not authenticate", ErrAuth, res.resp.StatusCode))
 	}
@@ -355,6 +361,9 @@ func (t *Transport) authenticate(ctx context.Context, ep *endpoint, c *conn, sch
 	res, _, err = c.exchange(ctx, t.request(ep, scheme, auth, nil), maxHandshakeBody, t.opts.LargeResponse)
 	if err != nil {
 		return t.wrap(ctx, ep, "NTLM authenticate", err)
+	}
+	if res.outOfStep {
+		return t.fail(ep, "NTLM authenticate", fmt.Errorf("%w: %w", ErrProtocol, errTrailingData))
 	}
 	switch code := res.resp.StatusCode; {
 	case code == http.StatusUnauthorized:
@@ -413,7 +422,7 @@ func (t *Transport) send(ctx context.Context, ep *endpoint, c *conn, msg []byte)
 		t.drop(c)
 		return nil, !received && !isTimeout(err), t.wrap(ctx, ep, "send", err)
 	}
-	if res.resp.Close {
+	if res.resp.Close || res.outOfStep {
 		t.drop(c)
 	}
 	code := res.resp.StatusCode
