@@ -32,6 +32,7 @@ type Store struct {
 	db   *sql.DB
 	path string
 	now  func() time.Time
+	lock *os.File // held from Open to Close: one process per state file
 }
 
 // Outgoing is one outbox entry: a finding waiting for delivery.
@@ -51,6 +52,10 @@ func Open(ctx context.Context, path string) (*Store, error) {
 	if err := prepareFile(path); err != nil {
 		return nil, err
 	}
+	lock, err := lockState(path)
+	if err != nil {
+		return nil, err
+	}
 	// synchronous NORMAL: in WAL mode a commit survives the process being
 	// killed at any point; only an OS crash or power loss can roll back the
 	// last transactions, and since a host's state and its findings commit
@@ -64,12 +69,14 @@ func Open(ctx context.Context, path string) (*Store, error) {
 		"&_pragma=foreign_keys(1)"
 	db, err := sql.Open("sqlite", dsn)
 	if err != nil {
+		unlockState(lock)
 		return nil, fmt.Errorf("store: open %s: %w", path, err)
 	}
 	db.SetMaxOpenConns(maxOpenConns)
-	s := &Store{db: db, path: path, now: time.Now}
+	s := &Store{db: db, path: path, now: time.Now, lock: lock}
 	if err := s.init(ctx); err != nil {
 		db.Close()
+		unlockState(lock)
 		return nil, err
 	}
 	return s, nil
@@ -121,7 +128,10 @@ func (s *Store) init(ctx context.Context) error {
 func (s *Store) Close() error {
 	// Best effort: folding the WAL back keeps the file self-contained for backups.
 	_, _ = s.db.Exec(`PRAGMA wal_checkpoint(TRUNCATE)`)
-	if err := s.db.Close(); err != nil {
+	err := s.db.Close()
+	unlockState(s.lock)
+	s.lock = nil
+	if err != nil {
 		return fmt.Errorf("store: close %s: %w", s.path, err)
 	}
 	return nil

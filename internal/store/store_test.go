@@ -760,3 +760,29 @@ func TestMigrationSplitsInventory(t *testing.T) {
 		}
 	}
 }
+
+// TestOneProcessPerStateFile: a second Open of a state file in use fails
+// naming the holder; once the first Store is closed the file opens again.
+func TestOneProcessPerStateFile(t *testing.T) {
+	ctx := context.Background()
+	s, path := openTemp(t)
+	_, err := Open(ctx, path)
+	if err == nil {
+		t.Fatal("a second Open of a state file in use succeeded")
+	}
+	for _, want := range []string{"in use by another svcwatch process", fmt.Sprintf("(pid %d)", os.Getpid()), "state.path"} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("error %q does not say %q", err, want)
+		}
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	s2, err := Open(ctx, path)
+	if err != nil {
+		t.Fatalf("Open after Close: %v", err)
+	}
+	if err := s2.Close(); err != nil {
+		t.Fatal(err)
+	}
+}
