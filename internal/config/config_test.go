@@ -198,8 +198,8 @@ func TestDefaults(t *testing.T) {
 			t.Errorf("%s = %v, want %v", c.name, c.got, c.want)
 		}
 	}
-	if c := DefaultConcurrency(); c < 1 || c > MaxDefaultConcurrency {
-		t.Errorf("DefaultConcurrency() = %d, want 1..%d", c, MaxDefaultConcurrency)
+	if c := DefaultConcurrency(); c < MinDefaultConcurrency || c > MaxDefaultConcurrency {
+		t.Errorf("DefaultConcurrency() = %d, want %d..%d: polls wait on the hosts, not on the cores", c, MinDefaultConcurrency, MaxDefaultConcurrency)
 	}
 }
 
