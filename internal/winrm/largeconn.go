@@ -27,7 +27,7 @@ type trackedConn struct {
 	idle time.Duration
 
 	mu    sync.Mutex
-	busy  bool
+	users int // requests between begin and end (net/http may hand the connection on before end)
 	large bool
 	timer *time.Timer
 }
@@ -46,7 +46,7 @@ func trackingDial(dial func(ctx context.Context, network, addr string) (net.Conn
 func (c *trackedConn) begin() {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	c.busy = true
+	c.users++
 	if c.timer != nil {
 		c.timer.Stop()
 	}
@@ -57,9 +57,9 @@ func (c *trackedConn) begin() {
 func (c *trackedConn) end(n int) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	c.busy = false
+	c.users = max(c.users-1, 0)
 	c.large = c.large || n > largeReply
-	if !c.large {
+	if !c.large || c.users > 0 {
 		return
 	}
 	if c.timer == nil {
@@ -74,7 +74,7 @@ func (c *trackedConn) end(n int) {
 func (c *trackedConn) closeIfIdle() {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if !c.busy {
+	if c.users == 0 {
 		_ = c.Conn.Close()
 	}
 }

@@ -116,3 +116,24 @@ func (s sizeHeader) authorize(req *http.Request, host string) error {
 	req.Header.Set("X-Test-Size", string(body))
 	return s.authorizer.authorize(req, host)
 }
+
+// net/http hands a connection to the next request as soon as a body is
+// read, before the previous request's end: the timer waits for both.
+func TestTrackedConnOverlappingRequests(t *testing.T) {
+	client, server := net.Pipe()
+	defer server.Close()
+	c := &trackedConn{Conn: client, idle: 30 * time.Millisecond}
+	open := func() bool { return client.SetDeadline(time.Time{}) == nil } // a closed pipe refuses
+	c.begin()                                                             // request A
+	c.begin()                                                             // request B took the connection from the pool
+	c.end(largeReply + 1)                                                 // A ends with a large reply while B still runs
+	time.Sleep(100 * time.Millisecond)
+	if !open() {
+		t.Fatal("the connection was closed under a request still using it")
+	}
+	c.end(10) // B ends: the connection carried a large reply, so it goes after idle
+	time.Sleep(100 * time.Millisecond)
+	if open() {
+		t.Error("the idle connection that carried a large reply is still open")
+	}
+}

@@ -49,7 +49,7 @@ type sessions struct {
 
 	mu        sync.Mutex
 	closed    bool
-	closeBy   time.Time // set by Close: the delete goroutine gives up on what is left after it
+	closeBy   time.Time // set by Close (wall clock): no delete runs past it
 	byHost    map[string]*session
 	lastSweep time.Time
 	// stale: sessions of hosts no longer polled, handed to sweep (Close waits).
@@ -82,8 +82,10 @@ func (ss *sessions) sweepLocked(now time.Time) {
 
 // forget drops host's session at once (the poller no longer polls the host)
 // and hands its shell to the delete goroutine. A session busy in a poll is
-// dropped from byHost only: that poll deletes its shell when it ends
-// (pollDone finds it is no longer the host's session).
+// dropped from byHost only: releaseSession hands its shells over when that
+// poll ends. A poll that starts after forget opens a new session; the poller
+// makes that rare (a scheduled poll of a host no longer monitored gives up),
+// and the idle sweep deletes such a shell after maxIdle.
 func (ss *sessions) forget(host string) {
 	ss.mu.Lock()
 	defer ss.mu.Unlock()
@@ -177,13 +179,16 @@ func (c *Collector) runSweeper() {
 		}
 		st.s.shellID, st.s.commandID, st.s.polls, st.s.orphans = "", "", 0, nil
 		for _, id := range ids {
+			budget := deleteTimeout
 			ss.mu.Lock()
-			late := ss.closed && ss.now().After(ss.closeBy)
-			ss.mu.Unlock()
-			if late {
-				break
+			if ss.closed {
+				budget = min(budget, time.Until(ss.closeBy))
 			}
-			if err := c.tr.deleteShell(context.Background(), st.host, c.params, id); err != nil {
+			ss.mu.Unlock()
+			if budget <= 0 {
+				break // Close's deadline passed: the host's idle timeout will do
+			}
+			if err := c.tr.deleteShellWithin(context.Background(), st.host, c.params, id, budget); err != nil {
 				c.logger.Warn("winrm: could not delete the kept shell of a host no longer polled; the host's idle timeout will", "host", st.host, "error", err)
 			}
 		}
@@ -456,14 +461,15 @@ func (c *Collector) closeSessions() error {
 		return nil
 	}
 	ss.closed = true
-	ss.closeBy = ss.now().Add(closeTimeout)
+	ss.closeBy = time.Now().Add(closeTimeout)
+	deadline := ss.closeBy
 	all := ss.byHost
 	ss.byHost = map[string]*session{}
 	close(ss.stale)
 	ss.mu.Unlock()
-	ss.sweep.Wait() // stale shells first: each delete is bounded by deleteTimeout
+	ss.sweep.Wait() // stale shells first, within the same deadline
 
-	ctx, cancel := context.WithTimeout(context.Background(), closeTimeout)
+	ctx, cancel := context.WithDeadline(context.Background(), deadline)
 	defer cancel()
 	var (
 		wg   sync.WaitGroup
@@ -491,7 +497,7 @@ func (c *Collector) closeSessions() error {
 			}
 			s.shellID, s.commandID, s.orphans = "", "", nil
 			for _, id := range ids {
-				if err := c.tr.deleteShell(ctx, host, c.params, id); err != nil {
+				if err := c.tr.deleteShellWithin(ctx, host, c.params, id, min(deleteTimeout, time.Until(deadline))); err != nil {
 					mu.Lock()
 					errs = append(errs, fmt.Errorf("%s: %w", sanitize(host, 255), err))
 					mu.Unlock()

@@ -64,7 +64,16 @@ func (t *transport) createShell(ctx context.Context, host string, params *mz.Par
 // deleteShell deletes a shell on a fresh context bounded by deleteTimeout.
 // A shell the host no longer knows is not an error.
 func (t *transport) deleteShell(ctx context.Context, host string, params *mz.Parameters, shellID string) error {
-	dctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), deleteTimeout)
+	return t.deleteShellWithin(ctx, host, params, shellID, deleteTimeout)
+}
+
+// deleteShellWithin is deleteShell bounded by budget instead of
+// deleteTimeout (Close spends what is left of its own deadline).
+func (t *transport) deleteShellWithin(ctx context.Context, host string, params *mz.Parameters, shellID string, budget time.Duration) error {
+	if budget <= 0 {
+		return fmt.Errorf("delete shell (it stays open until the host's idle timeout): %w: no time left", ErrTimeout)
+	}
+	dctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), budget)
 	defer cancel()
 	del := mz.NewDeleteShellRequest(t.url(host), shellID, params)
 	_, err := t.post(dctx, host, del.String())
