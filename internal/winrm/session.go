@@ -214,66 +214,72 @@ func (ss *sessions) get(host string) (*session, error) {
 	return s, nil
 }
 
-// pollSession answers one request through host's persistent collector and
-// hands the answer line to parse. On any failure (parse's included) the session is discarded (shell
-// deleted) and the next poll opens a fresh one; a kept shell that the host
-// has forgotten is replaced at once.
+// pollSession answers one request through host's persistent collector
+// (protocol v2) and hands the answer line to parse.
 func (c *Collector) pollSession(ctx context.Context, host string, r collectRequest, parse func([]byte) error) error {
 	line, err := requestLine(r)
 	if err != nil {
 		return fmt.Errorf("request: %w: %v", ErrProtocol, err)
 	}
-	s, err := c.acquireSession(ctx, host)
-	if err != nil {
-		return err
-	}
-	defer c.releaseSession(host, s)
-
-	c.recycle(ctx, host, s)
-	reused := s.shellID != ""
-	if !reused {
-		if err := c.openSession(ctx, host, s); err != nil {
-			return err
-		}
-	}
-	err = c.sendRequest(ctx, host, s, line)
-	if err != nil && reused && errors.Is(err, ErrShellNotFound) {
-		// Windows reclaimed the kept shell (idle timeout, WinRM restart):
-		// nothing was asked yet, so start over once.
-		c.discard(ctx, host, s)
-		if err := c.openSession(ctx, host, s); err != nil {
-			return err
-		}
-		err = c.sendRequest(ctx, host, s, line)
-	}
-	if err != nil {
-		c.discard(ctx, host, s)
-		return err
-	}
-	out, err := c.readAnswerLine(ctx, host, s)
-	if err == nil {
-		err = parse(out)
-	}
-	if err != nil {
-		c.discard(ctx, host, s)
-		return err
-	}
-	c.pollDone(ctx, host, s)
-	return nil
+	return c.pollKept(ctx, host, keptPoll{
+		open:   func(s *session) error { return c.openSession(ctx, host, s) },
+		ask:    func(s *session) error { return c.sendRequest(ctx, host, s, line) },
+		answer: func(s *session) ([]byte, error) { return c.readAnswerLine(ctx, host, s) },
+	}, parse)
 }
 
 // pollShell is protocol v1 in a kept shell (winrm.session shell): each poll
 // runs the whole script as a new command in host's shell, so an idle poll is
 // Command and Receive (2 requests) instead of Create, Command, Receive and
-// Delete. The shell is recycled like a persistent session's (Windows counts
-// a kept shell's commands against MaxConcurrentOperationsPerUser until the
-// shell is deleted); on any failure (parse's included) it is deleted and the
-// next poll opens a new one.
+// Delete. Windows counts a kept shell's commands against
+// MaxConcurrentOperationsPerUser until the shell is deleted: recycle keeps
+// well under it.
 func (c *Collector) pollShell(ctx context.Context, host string, r collectRequest, parse func([]byte) error) error {
 	cmd, err := commandLine(r)
 	if err != nil {
 		return fmt.Errorf("request: %w: %v", ErrProtocol, err)
 	}
+	var commandID string
+	return c.pollKept(ctx, host, keptPoll{
+		open: func(s *session) error {
+			id, err := c.tr.createShell(ctx, host, c.params)
+			if err != nil {
+				return err
+			}
+			s.shellID, s.polls, s.lastUsed = id, 0, c.sessions.now()
+			return nil
+		},
+		ask: func(s *session) (err error) {
+			commandID, err = c.tr.startCommand(ctx, host, c.params, s.shellID, cmd)
+			return err
+		},
+		answer: func(s *session) ([]byte, error) {
+			stdout := &capWriter{max: c.cfg.MaxOutputBytes}
+			stderr := &capWriter{max: maxStderrBytes}
+			exit, err := c.tr.receiveAll(ctx, host, c.params, s.shellID, commandID, stdout, stderr)
+			if err != nil {
+				return nil, err
+			}
+			return c.commandOutput(exit, stdout, stderr)
+		},
+	}, parse)
+}
+
+// keptPoll is what one poll does in a kept shell: open sets up a new shell
+// (leaving nothing open when it fails), ask starts this poll's work in it,
+// answer reads the result.
+type keptPoll struct {
+	open   func(*session) error
+	ask    func(*session) error
+	answer func(*session) ([]byte, error)
+}
+
+// pollKept runs one poll in host's kept shell, one poll per host at a time.
+// The shell is recycled before Windows' quotas and idle timeout act; a
+// reused shell the host has forgotten (idle timeout, WinRM restart) is
+// replaced at once, since nothing ran yet; on any other failure (parse's
+// included) the shell is deleted and the next poll opens a new one.
+func (c *Collector) pollKept(ctx context.Context, host string, k keptPoll, parse func([]byte) error) error {
 	s, err := c.acquireSession(ctx, host)
 	if err != nil {
 		return err
@@ -283,32 +289,21 @@ func (c *Collector) pollShell(ctx context.Context, host string, r collectRequest
 	c.recycle(ctx, host, s)
 	reused := s.shellID != ""
 	if !reused {
-		if s.shellID, err = c.tr.createShell(ctx, host, c.params); err != nil {
+		if err := k.open(s); err != nil {
 			return err
 		}
-		s.polls, s.lastUsed = 0, c.sessions.now()
 	}
-	commandID, err := c.tr.startCommand(ctx, host, c.params, s.shellID, cmd)
+	err = k.ask(s)
 	if err != nil && reused && errors.Is(err, ErrShellNotFound) {
-		// Windows reclaimed the kept shell (idle timeout, WinRM restart):
-		// nothing ran yet, so start over once in a new shell.
-		s.shellID = ""
-		if s.shellID, err = c.tr.createShell(ctx, host, c.params); err != nil {
+		c.discard(ctx, host, s)
+		if err := k.open(s); err != nil {
 			return err
 		}
-		s.polls, s.lastUsed = 0, c.sessions.now()
-		commandID, err = c.tr.startCommand(ctx, host, c.params, s.shellID, cmd)
+		err = k.ask(s)
 	}
-	if err != nil {
-		c.discard(ctx, host, s)
-		return err
-	}
-	stdout := &capWriter{max: c.cfg.MaxOutputBytes}
-	stderr := &capWriter{max: maxStderrBytes}
-	exit, err := c.tr.receiveAll(ctx, host, c.params, s.shellID, commandID, stdout, stderr)
 	var out []byte
 	if err == nil {
-		out, err = c.commandOutput(exit, stdout, stderr)
+		out, err = k.answer(s)
 	}
 	if err == nil {
 		err = parse(out)
