@@ -28,6 +28,7 @@ import (
 	"github.com/svcwatch/svcwatch/internal/config"
 	"github.com/svcwatch/svcwatch/internal/lab"
 	"github.com/svcwatch/svcwatch/internal/lab/slacksink"
+	"github.com/svcwatch/svcwatch/internal/testutil"
 )
 
 // The process tests' binary: built once, on first use, into a directory
@@ -73,30 +74,12 @@ func binary(t *testing.T) string {
 	return svcwatchBin
 }
 
-// lockedBuffer collects a child's output.
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
-
 // proc is a running svcwatch child.
 type proc struct {
 	t              *testing.T
 	name           string
 	cmd            *exec.Cmd
-	stdout, stderr lockedBuffer
+	stdout, stderr testutil.Buffer
 	done           chan struct{}
 	state          *os.ProcessState
 }

@@ -1,7 +1,6 @@
 package poller_test
 
 import (
-	"bytes"
 	"context"
 	"fmt"
 	"log/slog"
@@ -11,7 +10,6 @@ import (
 	"slices"
 	"sort"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -19,6 +17,7 @@ import (
 	"github.com/svcwatch/svcwatch/internal/lab"
 	"github.com/svcwatch/svcwatch/internal/lab/slacksink"
 	"github.com/svcwatch/svcwatch/internal/poller"
+	"github.com/svcwatch/svcwatch/internal/testutil"
 )
 
 // The soak test drives the real daemon (Poller.Run with gocron) against a
@@ -74,25 +73,6 @@ func classify(m slacksink.Message) (kind, host string) {
 		host = strings.TrimSuffix(mm[1], "."+lab.DefaultDomain)
 	}
 	return kind, host
-}
-
-// syncBuffer is a log sink the poller's goroutines may share.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) tail(n int) string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	lines := strings.Split(strings.TrimSpace(s.b.String()), "\n")
-	return strings.Join(lines[max(0, len(lines)-n):], "\n")
 }
 
 // openSockets counts this process's socket descriptors (Linux).
@@ -161,7 +141,7 @@ func TestSoak(t *testing.T) {
 	startGoroutines := steadyGoroutines()
 	startSockets := openSockets(t)
 
-	logs := &syncBuffer{}
+	logs := &testutil.Buffer{}
 	cfg := l.Config()
 	svc, err := poller.Open(ctx, cfg, poller.BuildOptions{
 		Logger: slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelInfo})),
@@ -186,7 +166,7 @@ func TestSoak(t *testing.T) {
 	defer closeSvc()
 	defer func() {
 		if t.Failed() {
-			t.Logf("last poller log lines:\n%s", logs.tail(60))
+			t.Logf("last poller log lines:\n%s", logs.Tail(60))
 		}
 	}()
 

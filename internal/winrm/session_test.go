@@ -16,6 +16,7 @@ import (
 	"github.com/svcwatch/svcwatch/internal/inventory"
 	"github.com/svcwatch/svcwatch/internal/lab/winhost"
 	"github.com/svcwatch/svcwatch/internal/lab/wsman"
+	"github.com/svcwatch/svcwatch/internal/testutil"
 )
 
 // keptModes are the session modes that keep a shell per host.
@@ -585,7 +586,7 @@ func TestForgetUnreachableHost(t *testing.T) {
 		t.Run(mode, func(t *testing.T) {
 			off := winhost.New("srv01.lab.example", winhost.Options{Small: true})
 			addr, ca, ws := labServerWS(t, true, nil, off)
-			var logs syncBuffer
+			var logs testutil.Buffer
 			c, err := New(config.WinRM{Scheme: "https", Auth: "ntlm", Username: `LAB\svcwatch`, CAFile: ca, TLSServerName: "example.com",
 				ConnectTo: addr, Timeout: 10 * time.Second, Session: mode, KeepAlive: 50 * time.Millisecond}, "Lab-Passw0rd!", newTestLogger(&logs))
 			if err != nil {
