@@ -28,6 +28,7 @@ import (
 	"github.com/svcwatch/svcwatch/internal/config"
 	"github.com/svcwatch/svcwatch/internal/inventory"
 	"github.com/svcwatch/svcwatch/internal/lab/ldapd"
+	"github.com/svcwatch/svcwatch/internal/testutil"
 )
 
 const (
@@ -461,21 +462,8 @@ func TestScopeChangeLab(t *testing.T) {
 
 func TestContextCancel(t *testing.T) {
 	// a server that accepts and never answers: the bind must end with the context
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			defer c.Close()
-		}
-	}()
-	cfg := config.Directory{URLs: []string{"ldap://" + ln.Addr().String()}, StartTLS: boolp(false), AllowInsecure: true,
+	addr := testutil.ServeTCP(t, func(c net.Conn) { _, _ = io.Copy(io.Discard, c) })
+	cfg := config.Directory{URLs: []string{"ldap://" + addr}, StartTLS: boolp(false), AllowInsecure: true,
 		Bind: config.Bind{Method: "simple", Username: labUser}, Timeout: 30 * time.Second}
 	d := mustNew(t, cfg)
 	ctx, cancel := context.WithTimeout(t.Context(), 300*time.Millisecond)
@@ -549,39 +537,25 @@ func TestDiscoverCleansHostileDirectoryText(t *testing.T) {
 // must not hang discovery, whose context has no deadline: the handshake is
 // bounded by directory.timeout.
 func TestStartTLSHandshakeBounded(t *testing.T) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			go func(c net.Conn) {
-				defer c.Close()
-				req, err := ber.ReadPacket(c)
-				if err != nil || len(req.Children) < 1 {
-					return
-				}
-				// ExtendedResponse: success, then silence where the ServerHello should be.
-				resp := ber.Encode(ber.ClassUniversal, ber.TypeConstructed, ber.TagSequence, nil, "LDAPMessage")
-				resp.AppendChild(ber.NewInteger(ber.ClassUniversal, ber.TypePrimitive, ber.TagInteger, req.Children[0].Value, "id"))
-				ext := ber.Encode(ber.ClassApplication, ber.TypeConstructed, ldap.ApplicationExtendedResponse, nil, "ExtendedResponse")
-				ext.AppendChild(ber.NewInteger(ber.ClassUniversal, ber.TypePrimitive, ber.TagEnumerated, 0, "resultCode"))
-				ext.AppendChild(ber.NewString(ber.ClassUniversal, ber.TypePrimitive, ber.TagOctetString, "", "matchedDN"))
-				ext.AppendChild(ber.NewString(ber.ClassUniversal, ber.TypePrimitive, ber.TagOctetString, "", "diagnosticMessage"))
-				resp.AppendChild(ext)
-				if _, err := c.Write(resp.Bytes()); err != nil {
-					return
-				}
-				_, _ = io.Copy(io.Discard, c) // read the ClientHello, answer nothing
-			}(c)
+	addr := testutil.ServeTCP(t, func(c net.Conn) {
+		req, err := ber.ReadPacket(c)
+		if err != nil || len(req.Children) < 1 {
+			return
 		}
-	}()
-	cfg := config.Directory{URLs: []string{"ldap://" + ln.Addr().String()},
+		// ExtendedResponse: success, then silence where the ServerHello should be.
+		resp := ber.Encode(ber.ClassUniversal, ber.TypeConstructed, ber.TagSequence, nil, "LDAPMessage")
+		resp.AppendChild(ber.NewInteger(ber.ClassUniversal, ber.TypePrimitive, ber.TagInteger, req.Children[0].Value, "id"))
+		ext := ber.Encode(ber.ClassApplication, ber.TypeConstructed, ldap.ApplicationExtendedResponse, nil, "ExtendedResponse")
+		ext.AppendChild(ber.NewInteger(ber.ClassUniversal, ber.TypePrimitive, ber.TagEnumerated, 0, "resultCode"))
+		ext.AppendChild(ber.NewString(ber.ClassUniversal, ber.TypePrimitive, ber.TagOctetString, "", "matchedDN"))
+		ext.AppendChild(ber.NewString(ber.ClassUniversal, ber.TypePrimitive, ber.TagOctetString, "", "diagnosticMessage"))
+		resp.AppendChild(ext)
+		if _, err := c.Write(resp.Bytes()); err != nil {
+			return
+		}
+		_, _ = io.Copy(io.Discard, c) // read the ClientHello, answer nothing
+	})
+	cfg := config.Directory{URLs: []string{"ldap://" + addr},
 		Bind: config.Bind{Method: "simple", Username: labUser}, Timeout: 300 * time.Millisecond}
 	d := mustNew(t, cfg)
 	done := make(chan error, 1)

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/svcwatch/svcwatch/internal/config"
+	"github.com/svcwatch/svcwatch/internal/testutil"
 )
 
 func TestCheck(t *testing.T) {
@@ -92,25 +93,12 @@ func TestCheckQuotaOnCreate(t *testing.T) {
 // Over http only NTLM encrypts the messages; check must not claim it does
 // for Basic or Kerberos accepted with allow_insecure.
 func TestCheckHTTPSaysWhatProtectsTheTraffic(t *testing.T) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			_ = c.Close()
-		}
-	}()
+	addr := testutil.ServeTCP(t, func(net.Conn) {}) // accepts and hangs up
 	for _, tt := range []struct{ auth, want string }{
 		{"ntlm", "NTLM message encryption"},
 		{"basic", "clear text"},
 	} {
-		cfg := config.WinRM{Scheme: "http", Auth: tt.auth, Username: `CORP\svc`, AllowInsecure: true, ConnectTo: ln.Addr().String(), Timeout: 5 * time.Second}
+		cfg := config.WinRM{Scheme: "http", Auth: tt.auth, Username: `CORP\svc`, AllowInsecure: true, ConnectTo: addr, Timeout: 5 * time.Second}
 		steps := Check(context.Background(), cfg, "pw", "dc01.corp.example")
 		if len(steps) < 3 || steps[2].Name != "TLS" || !strings.Contains(steps[2].Detail, tt.want) {
 			t.Errorf("auth %s: steps %+v, want the TLS step to say %q", tt.auth, steps, tt.want)

@@ -15,6 +15,7 @@ import (
 
 	"github.com/svcwatch/svcwatch/internal/config"
 	"github.com/svcwatch/svcwatch/internal/inventory"
+	"github.com/svcwatch/svcwatch/internal/testutil"
 )
 
 func utf16LE(s string) []byte {
@@ -53,18 +54,8 @@ func testChallenge() []byte {
 // The NTLM AUTHENTICATE names the host's HTTP service (MsvAvTargetName), as
 // Windows clients do, so a relayed authentication carries the wrong name.
 func TestNTLMAuthenticateNamesTheHost(t *testing.T) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
 	got := make(chan []byte, 1)
-	go func() {
-		c, err := ln.Accept()
-		if err != nil {
-			return
-		}
-		defer c.Close()
+	addr := testutil.ServeTCP(t, func(c net.Conn) {
 		_ = c.SetDeadline(time.Now().Add(10 * time.Second))
 		br := bufio.NewReader(c)
 		for i := 0; i < 2; i++ {
@@ -80,11 +71,14 @@ func TestNTLMAuthenticateNamesTheHost(t *testing.T) {
 				_, _ = c.Write([]byte(resp))
 				continue
 			}
-			got <- raw
+			select {
+			case got <- raw:
+			default: // a later connection: the first AUTHENTICATE is the one checked
+			}
 			_, _ = c.Write([]byte("HTTP/1.1 401 Unauthorized\r\nContent-Length: 0\r\n\r\n"))
 		}
-	}()
-	col, err := New(config.WinRM{Scheme: "http", Auth: "ntlm", Username: `CORP\svc`, ConnectTo: ln.Addr().String(), Timeout: 10 * time.Second}, "pw", nil)
+	})
+	col, err := New(config.WinRM{Scheme: "http", Auth: "ntlm", Username: `CORP\svc`, ConnectTo: addr, Timeout: 10 * time.Second}, "pw", nil)
 	if err != nil {
 		t.Fatal(err)
 	}
