@@ -143,12 +143,8 @@ func (s *Store) stamp() string { return s.now().UTC().Format(timeLayout) }
 // State and a nil error when the host has never been committed.
 func (s *Store) State(ctx context.Context, host string) (inventory.State, error) {
 	var head, svcs string
-	err := s.db.QueryRowContext(ctx, `SELECT state, services FROM host_state WHERE host = ?`, host).Scan(&head, &svcs)
-	if errors.Is(err, sql.ErrNoRows) {
-		return inventory.State{}, nil
-	}
-	if err != nil {
-		return inventory.State{}, fmt.Errorf("store: state of %s: %w", host, err)
+	if found, err := s.hostRow(ctx, host, "state, services", &head, &svcs); err != nil || !found {
+		return inventory.State{}, err
 	}
 	st, err := decodeHead(host, head)
 	if err != nil {
@@ -163,12 +159,8 @@ func (s *Store) State(ctx context.Context, host string) (inventory.State, error)
 // unchanged and no new events. Unknown hosts give the zero State.
 func (s *Store) Head(ctx context.Context, host string) (inventory.State, error) {
 	var head string
-	err := s.db.QueryRowContext(ctx, `SELECT state FROM host_state WHERE host = ?`, host).Scan(&head)
-	if errors.Is(err, sql.ErrNoRows) {
-		return inventory.State{}, nil
-	}
-	if err != nil {
-		return inventory.State{}, fmt.Errorf("store: state of %s: %w", host, err)
+	if found, err := s.hostRow(ctx, host, "state", &head); err != nil || !found {
+		return inventory.State{}, err
 	}
 	return decodeHead(host, head)
 }
@@ -177,14 +169,23 @@ func (s *Store) Head(ctx context.Context, host string) (inventory.State, error) 
 // never committed).
 func (s *Store) Services(ctx context.Context, host string) ([]inventory.Service, error) {
 	var svcs string
-	err := s.db.QueryRowContext(ctx, `SELECT services FROM host_state WHERE host = ?`, host).Scan(&svcs)
-	if errors.Is(err, sql.ErrNoRows) {
-		return nil, nil
-	}
-	if err != nil {
-		return nil, fmt.Errorf("store: inventory of %s: %w", host, err)
+	if found, err := s.hostRow(ctx, host, "services", &svcs); err != nil || !found {
+		return nil, err
 	}
 	return decodeServices(host, svcs)
+}
+
+// hostRow scans columns (a fixed list, never input) of host's state row
+// into dest; found is false for a host never committed.
+func (s *Store) hostRow(ctx context.Context, host, columns string, dest ...any) (found bool, err error) {
+	err = s.db.QueryRowContext(ctx, `SELECT `+columns+` FROM host_state WHERE host = ?`, host).Scan(dest...)
+	if errors.Is(err, sql.ErrNoRows) {
+		return false, nil
+	}
+	if err != nil {
+		return false, fmt.Errorf("store: state of %s: %w", host, err)
+	}
+	return true, nil
 }
 
 func decodeHead(host, raw string) (inventory.State, error) {
