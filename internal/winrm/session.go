@@ -173,12 +173,7 @@ func (c *Collector) runSweeper() {
 	ss := c.sessions
 	defer ss.sweep.Done()
 	for st := range ss.stale {
-		ids := st.s.orphans
-		if st.s.shellID != "" {
-			ids = append(ids, st.s.shellID)
-		}
-		st.s.shellID, st.s.commandID, st.s.polls, st.s.orphans = "", "", 0, nil
-		for _, id := range ids {
+		for _, id := range st.s.takeShells() {
 			budget := deleteTimeout
 			ss.mu.Lock()
 			if ss.closed {
@@ -486,12 +481,7 @@ func (c *Collector) closeSessions() error {
 				return // a poll still runs: its own error path deletes the shell
 			}
 			defer s.release()
-			ids := s.orphans
-			if s.shellID != "" {
-				ids = append(ids, s.shellID)
-			}
-			s.shellID, s.commandID, s.orphans = "", "", nil
-			for _, id := range ids {
+			for _, id := range s.takeShells() {
 				if err := c.tr.deleteShellWithin(ctx, host, c.params, id, min(deleteTimeout, time.Until(deadline))); err != nil {
 					mu.Lock()
 					errs = append(errs, fmt.Errorf("%s: %w", sanitize(host, 255), err))
@@ -515,6 +505,17 @@ func (s *session) acquire(ctx context.Context) bool {
 }
 
 func (s *session) release() { <-s.lock }
+
+// takeShells returns the ids of every shell s holds (its kept shell and the
+// orphans) and forgets them: the caller deletes them.
+func (s *session) takeShells() []string {
+	ids := s.orphans
+	if s.shellID != "" {
+		ids = append(ids, s.shellID)
+	}
+	s.shellID, s.commandID, s.polls, s.orphans = "", "", 0, nil
+	return ids
+}
 
 // tryAcquire takes the session if no poll holds it.
 func (s *session) tryAcquire() bool {
