@@ -21,6 +21,10 @@ type Config struct {
 // State is where svcwatch keeps host state, findings and the outbox.
 type State struct {
 	Path string `yaml:"path"`
+	// Retention is how long findings are kept once delivered (or
+	// suppressed), and a departed host's state once it left the monitored
+	// set. 0 keeps everything.
+	Retention time.Duration `yaml:"retention"`
 }
 
 // Directory configures LDAP discovery.

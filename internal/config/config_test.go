@@ -28,6 +28,8 @@ func TestLoadBad(t *testing.T) {
 	}{
 		{"bad-auth-typo.yaml", `config: testdata/bad-auth-typo.yaml:7: winrm.auth: "kerbros" is not one of ntlm, kerberos, certificate, basic; fix the spelling`},
 		{"bad-keep-alive.yaml", `config: testdata/bad-keep-alive.yaml:9: winrm.keep_alive: 20m0s is out of range; use 1s to 10m (longer than about 115s outlives the host's own idle timeout)`},
+		{"bad-retention.yaml", `config: testdata/bad-retention.yaml:2: state.retention: 12h0m0s is too short; findings are the record of what happened, keep them at least 24h (e.g. 2160h for 90 days), or 0 to keep everything`},
+		{"bad-retention-lookback.yaml", `config: testdata/bad-retention-lookback.yaml:2: state.retention: 720h0m0s is shorter than poll.lookback (2160h0m0s); raise it to at least the lookback, or old events could alert again`},
 		{"bad-session.yaml", `config: testdata/bad-session.yaml:9: winrm.session: "keep" is not one of shell, per-poll, persistent; fix the spelling`},
 		{"bad-password-inline.yaml", `config: testdata/bad-password-inline.yaml:8: winrm.password: secrets are not accepted in the config file; put the value in an environment variable and name it with password_env, or in a file readable only by svcwatch and give its path with password_file`},
 		{"bad-unknown-key.yaml", `config: testdata/bad-unknown-key.yaml:12: pol: unknown key; did you mean poll?`},
@@ -164,6 +166,7 @@ func TestDefaults(t *testing.T) {
 		got, want any
 	}{
 		{"state.path", cfg.State.Path, "svcwatch.db"},
+		{"state.retention", cfg.State.Retention, 90 * 24 * time.Hour},
 		{"directory.start_tls (ldaps)", *cfg.Directory.StartTLS, false},
 		{"directory.interval", cfg.Directory.Interval, time.Hour},
 		{"directory.page_size", cfg.Directory.PageSize, 500},

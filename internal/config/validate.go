@@ -20,6 +20,8 @@ import (
 // Defaults. Each applies only when its key is absent from the file.
 const (
 	DefaultStatePath          = "svcwatch.db"
+	DefaultRetention          = 90 * 24 * time.Hour
+	minRetention              = 24 * time.Hour
 	DefaultDirectoryInterval  = time.Hour
 	DefaultPageSize           = 500
 	DefaultDirectoryTimeout   = 30 * time.Second
@@ -162,6 +164,7 @@ func (v *validator) applyDefaults(c *Config) {
 	if c.State.Path == "" && v.absent("state.path") {
 		c.State.Path = DefaultStatePath
 	}
+	dur("state.retention", &c.State.Retention, DefaultRetention)
 
 	d := &c.Directory
 	dur("directory.interval", &d.Interval, DefaultDirectoryInterval)
@@ -247,6 +250,7 @@ func (v *validator) validate(c *Config) {
 	v.directory(&c.Directory)
 	v.winrm(&c.WinRM)
 	v.poll(&c.Poll)
+	v.retention(c.State.Retention, c.Poll.Lookback)
 	v.slack(&c.Slack)
 	for i := range c.Allow {
 		v.allow(fmt.Sprintf("allow[%d]", i), &c.Allow[i])
@@ -481,6 +485,19 @@ func (v *validator) poll(p *Poll) {
 		v.errorf("poll.unreachable_after", "%d is out of range; it counts failed polls in a row, use 1 or more", p.UnreachableAfter)
 	}
 	v.positive("poll.max_backoff", p.MaxBackoff)
+}
+
+// retention: 0 keeps everything. Otherwise at least a day, and no shorter
+// than poll.lookback: a pruned host that comes back reads that much event
+// history again, and findings for it must still be stored to be recognised.
+func (v *validator) retention(r, lookback time.Duration) {
+	switch {
+	case r == 0:
+	case r < minRetention:
+		v.errorf("state.retention", "%s is too short; findings are the record of what happened, keep them at least 24h (e.g. 2160h for 90 days), or 0 to keep everything", r)
+	case r < lookback:
+		v.errorf("state.retention", "%s is shorter than poll.lookback (%s); raise it to at least the lookback, or old events could alert again", r, lookback)
+	}
 }
 
 func (v *validator) slack(s *Slack) {

@@ -59,6 +59,7 @@ func (p *Poller) Once(ctx context.Context) (Report, error) {
 	dctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), deliverBudget)
 	defer cancel()
 	rep.Deliver = p.Deliver(dctx)
+	p.prune(ctx)
 	if ctx.Err() != nil {
 		return rep, fmt.Errorf("once: %w", ctx.Err())
 	}

@@ -17,6 +17,7 @@ import (
 	"github.com/jonboulle/clockwork"
 
 	"github.com/svcwatch/svcwatch/internal/inventory"
+	"github.com/svcwatch/svcwatch/internal/store"
 )
 
 // Discoverer finds the hosts to monitor.
@@ -53,6 +54,7 @@ type Store interface {
 	CommitHead(ctx context.Context, st inventory.State, fs []inventory.Finding) error
 	Hosts(ctx context.Context) ([]inventory.Host, error)
 	SaveHosts(ctx context.Context, hosts []inventory.Host, fs []inventory.Finding) error
+	Prune(ctx context.Context, before time.Time) (store.Pruned, error)
 }
 
 // Triager rates findings and applies the allowlist.
@@ -81,6 +83,7 @@ type Options struct {
 	Concurrency       int           // winrm.concurrency
 	DiscoveryInterval time.Duration // directory.interval
 	DeliveryInterval  time.Duration // how often the outbox is drained besides after polls
+	Retention         time.Duration // state.retention: history older than this is pruned; 0 keeps all
 	Clock             clockwork.Clock
 	Logger            *slog.Logger
 	Metrics           *Metrics

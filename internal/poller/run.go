@@ -53,6 +53,18 @@ func (p *Poller) Run(ctx context.Context) error {
 		return fmt.Errorf("run: discovery job: %w", err)
 	}
 
+	if p.opts.Retention > 0 {
+		_, err = s.NewJob(
+			gocron.DurationJob(pruneEvery),
+			gocron.NewTask(func() { p.prune(jobCtx) }),
+			gocron.WithName("prune"),
+			gocron.WithStartAt(gocron.WithStartImmediately()),
+		)
+		if err != nil {
+			return fmt.Errorf("run: prune job: %w", err)
+		}
+	}
+
 	delivered := make(chan struct{})
 	go func() {
 		defer close(delivered)
@@ -76,6 +88,32 @@ func (p *Poller) Run(ctx context.Context) error {
 		return fmt.Errorf("run: stop scheduler: %w", serr)
 	}
 	return nil
+}
+
+// pruneEvery is how often Run prunes history past the retention (and once
+// at start); pruneTimeout bounds one pass.
+const (
+	pruneEvery   = 24 * time.Hour
+	pruneTimeout = 5 * time.Minute
+)
+
+// prune forgets history older than the retention (Store.Prune says what);
+// a failure is logged and retried on the next pass, it never stops polling.
+func (p *Poller) prune(ctx context.Context) {
+	if p.opts.Retention <= 0 || ctx.Err() != nil {
+		return
+	}
+	ctx, cancel := context.WithTimeout(ctx, pruneTimeout)
+	defer cancel()
+	got, err := p.parts.Store.Prune(ctx, p.opts.Clock.Now().Add(-p.opts.Retention))
+	if err != nil {
+		p.opts.Logger.Warn("pruning history past state.retention failed; it is tried again later, nothing is lost meanwhile", "err", err)
+		return
+	}
+	if got.Findings > 0 || got.States > 0 {
+		p.opts.Logger.Info("pruned history past state.retention", "retention", p.opts.Retention,
+			"findings", got.Findings, "departed_host_states", got.States)
+	}
 }
 
 // deliverLoop drains the outbox after each commit that produced findings and

@@ -112,6 +112,7 @@ func Open(ctx context.Context, cfg *config.Config, bo BuildOptions) (*Service, e
 	opts.MaxEvents = cfg.WinRM.MaxEvents
 	opts.Concurrency = cfg.WinRM.Concurrency
 	opts.DiscoveryInterval = cfg.Directory.Interval
+	opts.Retention = cfg.State.Retention
 	opts.Logger = log
 	opts.Metrics = svc.Metrics
 	opts.IsAuthError = func(err error) bool { return errors.Is(err, winrm.ErrAuth) }

@@ -451,6 +451,49 @@ func (s *Store) Findings(ctx context.Context, host string, limit int) ([]invento
 	return out, nil
 }
 
+// Pruned counts what Prune removed.
+type Pruned struct {
+	Findings int64 // findings stored before the cutoff and no longer waiting for delivery
+	States   int64 // state rows of hosts outside the monitored set, last written before the cutoff
+}
+
+// Prune forgets history older than before (compared to the second): stored
+// findings that are not waiting in the outbox, the emptied outbox batches,
+// and the state of hosts that have left the monitored set (SaveHosts) and
+// were last written before the cutoff. A monitored host's state is never
+// pruned, however old: it is the baseline the next poll compares against.
+// A pruned host that returns is baselined afresh. Freed pages are reused by
+// later writes, so the file stops growing rather than shrinking.
+func (s *Store) Prune(ctx context.Context, before time.Time) (Pruned, error) {
+	var p Pruned
+	cutoff := before.UTC().Format(time.RFC3339)
+	err := s.inTx(ctx, "prune", func(tx *sql.Tx, _ string) error {
+		res, err := tx.ExecContext(ctx, `DELETE FROM findings WHERE created < ?
+			AND NOT EXISTS (SELECT 1 FROM outbox WHERE outbox.finding_id = findings.id)`, cutoff)
+		if err != nil {
+			return fmt.Errorf("findings: %w", err)
+		}
+		if p.Findings, err = res.RowsAffected(); err != nil {
+			return fmt.Errorf("findings: %w", err)
+		}
+		if _, err := tx.ExecContext(ctx, `DELETE FROM batches
+			WHERE NOT EXISTS (SELECT 1 FROM outbox WHERE outbox.batch = batches.id)`); err != nil {
+			return fmt.Errorf("batches: %w", err)
+		}
+		res, err = tx.ExecContext(ctx, `DELETE FROM host_state WHERE updated < ?
+			AND NOT EXISTS (SELECT 1 FROM hosts WHERE hosts.name = host_state.host)`, cutoff)
+		if err != nil {
+			return fmt.Errorf("host state: %w", err)
+		}
+		p.States, err = res.RowsAffected()
+		return err
+	})
+	if err != nil {
+		return Pruned{}, err
+	}
+	return p, nil
+}
+
 // Meta returns the value stored under key; ok is false when there is none.
 func (s *Store) Meta(ctx context.Context, key string) (value string, ok bool, err error) {
 	err = s.db.QueryRowContext(ctx, `SELECT value FROM meta WHERE key = ?`, key).Scan(&value)

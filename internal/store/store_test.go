@@ -786,3 +786,88 @@ func TestOneProcessPerStateFile(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+func TestPrune(t *testing.T) {
+	ctx := context.Background()
+	s, _ := openTemp(t)
+	clock := t0.Add(-100 * 24 * time.Hour)
+	s.now = func() time.Time { return clock }
+
+	// 100 days ago: one finding delivered, one still waiting for Slack, one
+	// suppressed (never queued); two hosts' states, one of which stays monitored.
+	if err := s.Commit(ctx, state("gone-old", 1), []inventory.Finding{
+		finding("gone-old", "delivered", inventory.SeverityHigh),
+		finding("gone-old", "waiting", inventory.SeverityHigh),
+	}); err != nil {
+		t.Fatal(err)
+	}
+	sup := finding("kept-old", "suppressed", inventory.SeverityHigh)
+	sup.Suppressed = true
+	if err := s.Commit(ctx, state("kept-old", 1), []inventory.Finding{sup}); err != nil {
+		t.Fatal(err)
+	}
+	out, err := s.Pending(ctx, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, o := range out {
+		if o.Finding.ID == "delivered" {
+			if err := s.Delivered(ctx, o.Seq); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+
+	// Yesterday: a recent finding, and a host that left the set recently.
+	clock = t0.Add(-24 * time.Hour)
+	if err := s.Commit(ctx, state("gone-new", 1), []inventory.Finding{finding("gone-new", "recent", inventory.SeverityHigh)}); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.SaveHosts(ctx, []inventory.Host{{Name: "kept-old"}}, nil); err != nil {
+		t.Fatal(err)
+	}
+
+	got, err := s.Prune(ctx, t0.Add(-90*24*time.Hour))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := (Pruned{Findings: 2, States: 1}); got != want {
+		t.Fatalf("Prune = %+v, want %+v", got, want)
+	}
+
+	fs, err := s.Findings(ctx, "", 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var ids []string
+	for _, f := range fs {
+		ids = append(ids, f.ID)
+	}
+	if want := []string{"recent", "waiting"}; !reflect.DeepEqual(ids, want) {
+		t.Errorf("findings after prune = %v, want %v (the undelivered one stays)", ids, want)
+	}
+	if got := pendingIDs(t, s); !reflect.DeepEqual(got, []string{"waiting", "recent"}) {
+		t.Errorf("outbox after prune = %v", got)
+	}
+	for host, kept := range map[string]bool{"gone-old": false, "kept-old": true, "gone-new": true} {
+		st, err := s.Head(ctx, host)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if (st.Host != "") != kept {
+			t.Errorf("state of %s kept = %v, want %v", host, st.Host != "", kept)
+		}
+	}
+	var batches int
+	if err := s.db.QueryRowContext(ctx, `SELECT COUNT(*) FROM batches`).Scan(&batches); err != nil {
+		t.Fatal(err)
+	}
+	if batches != 2 {
+		t.Errorf("%d batches left, want 2 (the ones still holding queued findings)", batches)
+	}
+
+	// Pruning again removes nothing.
+	if got, err := s.Prune(ctx, t0.Add(-90*24*time.Hour)); err != nil || got != (Pruned{}) {
+		t.Errorf("second Prune = %+v, %v; want nothing", got, err)
+	}
+}
