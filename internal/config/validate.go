@@ -89,18 +89,26 @@ var (
 	winrmSessions = []string{"shell", "per-poll", "persistent"}
 	logLevels     = []string{"debug", "info", "warn", "error"}
 	logFormats    = []string{"text", "json"}
-	findingKinds  = []string{
-		string(inventory.KindInstalled), string(inventory.KindEphemeral), string(inventory.KindSilent),
-		string(inventory.KindModified), string(inventory.KindRemoved), string(inventory.KindTamper),
-		string(inventory.KindUnreachable), string(inventory.KindRecovered), string(inventory.KindScope),
-	}
-	hostKinds = []string{
+	findingKinds  = allowableKinds()
+	hostKinds     = []string{
 		string(inventory.KindTamper), string(inventory.KindUnreachable), string(inventory.KindRecovered), string(inventory.KindScope),
 	}
 	envNameRE = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)
 	// hostNameRE is a DNS name or an IP literal; no spaces, schemes or paths.
 	hostNameRE = regexp.MustCompile(`^[A-Za-z0-9_]([A-Za-z0-9_.:-]*[A-Za-z0-9_])?$`)
 )
+
+// allowableKinds are the finding kinds an allow entry may name: all but
+// allow-expired, which reports on the allowlist itself.
+func allowableKinds() []string {
+	var out []string
+	for _, k := range inventory.Kinds {
+		if k != inventory.KindAllowExpired {
+			out = append(out, string(k))
+		}
+	}
+	return out
+}
 
 // validator applies defaults and checks a decoded Config. lines and set come
 // from the decoder; both are empty for a Config built in code.

@@ -247,6 +247,10 @@ const (
 	KindAllowExpired Kind = "allow-expired"
 )
 
+// Kinds lists every finding kind, in the order above.
+var Kinds = []Kind{KindInstalled, KindEphemeral, KindSilent, KindModified, KindRemoved,
+	KindTamper, KindUnreachable, KindRecovered, KindScope, KindAllowExpired}
+
 // Changes a modified finding can report (Finding.Changed).
 const (
 	ChangeImagePath  = "path"

@@ -25,6 +25,11 @@ const (
 	maxOpenConns = 4
 	maxErrorText = 4096 // bytes of a delivery error kept in the outbox
 	timeLayout   = time.RFC3339Nano
+	// cutoffLayout formats a time bound for comparison with timeLayout
+	// columns as text: "…T15:04:05" sorts before every stamp within that
+	// second ("…05Z", "…05.5Z") and after every earlier one, so a bound is
+	// exact to the second (stamps are always UTC).
+	cutoffLayout = "2006-01-02T15:04:05"
 )
 
 // Store is the SQLite-backed state store. It is safe for concurrent use.
@@ -33,6 +38,8 @@ type Store struct {
 	path string
 	now  func() time.Time
 	lock *os.File // held from Open to Close: one process per state file
+	// readOnly: opened by OpenReadOnly (no lock, no checkpoint at Close).
+	readOnly bool
 }
 
 // Outgoing is one outbox entry: a finding waiting for delivery.
@@ -46,8 +53,8 @@ type Outgoing struct {
 // Open opens (creating if needed, with mode 0600) the SQLite file at path and
 // brings its schema up to date.
 func Open(ctx context.Context, path string) (*Store, error) {
-	if path == "" || strings.ContainsAny(path, "?#") || strings.HasPrefix(path, "file:") || path == ":memory:" {
-		return nil, fmt.Errorf("store: %q is not a usable file path; set state.path to a plain file path without '?' or '#'", path)
+	if err := checkPath(path); err != nil {
+		return nil, err
 	}
 	if err := prepareFile(path); err != nil {
 		return nil, err
@@ -80,6 +87,57 @@ func Open(ctx context.Context, path string) (*Store, error) {
 		return nil, err
 	}
 	return s, nil
+}
+
+// OpenReadOnly opens an existing state file to read it while the svcwatch
+// process that owns it may be running (WAL lets both proceed): it takes no
+// lock, writes nothing, and refuses a file at a schema version other than
+// this build's, since it cannot upgrade it.
+func OpenReadOnly(ctx context.Context, path string) (*Store, error) {
+	if err := checkPath(path); err != nil {
+		return nil, err
+	}
+	if _, err := os.Stat(path); err != nil {
+		if errors.Is(err, os.ErrNotExist) {
+			return nil, fmt.Errorf("store: no state file at %s; svcwatch has not polled with this configuration yet, or state.path points elsewhere", path)
+		}
+		return nil, fmt.Errorf("store: %w", err)
+	}
+	dsn := path + "?_pragma=busy_timeout(" + fmt.Sprint(busyTimeout.Milliseconds()) + ")" +
+		"&_pragma=query_only(1)"
+	db, err := sql.Open("sqlite", dsn)
+	if err != nil {
+		return nil, fmt.Errorf("store: open %s: %w", path, err)
+	}
+	db.SetMaxOpenConns(maxOpenConns)
+	s := &Store{db: db, path: path, now: time.Now, readOnly: true}
+	ms, err := loadMigrations(migrationFS, "migrations")
+	if err != nil {
+		db.Close()
+		return nil, fmt.Errorf("store: %w", err)
+	}
+	var version int
+	if err := db.QueryRowContext(ctx, `SELECT COALESCE(MAX(version), 0) FROM schema_migrations`).Scan(&version); err != nil {
+		db.Close()
+		return nil, fmt.Errorf("store: %s: %w; is it a state file written by svcwatch?", path, err)
+	}
+	switch {
+	case version < len(ms):
+		db.Close()
+		return nil, fmt.Errorf("store: %s is at schema version %d, this svcwatch reads %d; start svcwatch run (or once) of this version to upgrade it first", path, version, len(ms))
+	case version > len(ms):
+		db.Close()
+		return nil, fmt.Errorf("store: %s is at schema version %d but this svcwatch knows only %d; use the svcwatch that wrote it", path, version, len(ms))
+	}
+	return s, nil
+}
+
+// checkPath rejects paths SQLite would read as a URI or a memory database.
+func checkPath(path string) error {
+	if path == "" || strings.ContainsAny(path, "?#") || strings.HasPrefix(path, "file:") || path == ":memory:" {
+		return fmt.Errorf("store: %q is not a usable file path; set state.path to a plain file path without '?' or '#'", path)
+	}
+	return nil
 }
 
 // prepareFile creates the database file with mode 0600, or narrows an
@@ -126,8 +184,10 @@ func (s *Store) init(ctx context.Context) error {
 
 // Close checkpoints the write-ahead log and closes the database.
 func (s *Store) Close() error {
-	// Best effort: folding the WAL back keeps the file self-contained for backups.
-	_, _ = s.db.Exec(`PRAGMA wal_checkpoint(TRUNCATE)`)
+	if !s.readOnly {
+		// Best effort: folding the WAL back keeps the file self-contained for backups.
+		_, _ = s.db.Exec(`PRAGMA wal_checkpoint(TRUNCATE)`)
+	}
 	err := s.db.Close()
 	unlockState(s.lock)
 	s.lock = nil
@@ -421,29 +481,95 @@ func (s *Store) OutboxDepth(ctx context.Context) (int, error) {
 // Findings returns the most recently stored findings, newest first: of one
 // host, or of all hosts when host is "". limit <= 0 means no limit.
 func (s *Store) Findings(ctx context.Context, host string, limit int) ([]inventory.Finding, error) {
+	recs, err := s.History(ctx, Query{Host: host, Limit: limit})
+	if err != nil {
+		return nil, err
+	}
+	out := make([]inventory.Finding, len(recs))
+	for i := range recs {
+		out[i] = recs[i].Finding
+	}
+	return out, nil
+}
+
+// Query selects stored findings for History. Zero fields select everything.
+type Query struct {
+	Host        string           // one host (case-insensitive); "" all
+	Kinds       []inventory.Kind // any of these kinds; nil all
+	MinSeverity inventory.Severity
+	Since       time.Time // stored at or after (to the second)
+	Limit       int       // at most this many, newest first; <= 0 no limit
+}
+
+// Record is one stored finding and where its delivery stands.
+type Record struct {
+	Finding   inventory.Finding
+	Stored    time.Time // when the poll that found it committed
+	Delivered time.Time // when it left the outbox; zero while queued or when suppressed
+	Queued    bool      // waiting in the outbox for Slack
+	Attempts  int       // failed delivery attempts so far (while queued)
+	LastError string    // the last failed attempt's reason (while queued)
+}
+
+// History returns the stored findings q selects, newest first, with their
+// delivery status.
+func (s *Store) History(ctx context.Context, q Query) ([]Record, error) {
+	var (
+		where []string
+		args  []any
+	)
+	if q.Host != "" {
+		where, args = append(where, `f.host = ? COLLATE NOCASE`), append(args, q.Host)
+	}
+	if len(q.Kinds) > 0 {
+		where = append(where, `f.kind IN (?`+strings.Repeat(`, ?`, len(q.Kinds)-1)+`)`)
+		for _, k := range q.Kinds {
+			args = append(args, string(k))
+		}
+	}
+	if q.MinSeverity > 0 {
+		where, args = append(where, `f.severity >= ?`), append(args, int(q.MinSeverity))
+	}
+	if !q.Since.IsZero() {
+		where, args = append(where, `f.created >= ?`), append(args, q.Since.UTC().Format(cutoffLayout))
+	}
+	limit := q.Limit
 	if limit <= 0 {
-		limit = -1
+		limit = -1 // SQLite: no limit
 	}
-	q, args := `SELECT finding FROM findings ORDER BY rowid DESC LIMIT ?`, []any{limit}
-	if host != "" {
-		q, args = `SELECT finding FROM findings WHERE host = ? ORDER BY rowid DESC LIMIT ?`, []any{host, limit}
+	query := `SELECT f.finding, f.created, COALESCE(f.delivered, ''), o.seq IS NOT NULL,
+		COALESCE(o.attempts, 0), COALESCE(o.last_error, '')
+		FROM findings f LEFT JOIN outbox o ON o.finding_id = f.id`
+	if len(where) > 0 {
+		query += ` WHERE ` + strings.Join(where, ` AND `)
 	}
-	rows, err := s.db.QueryContext(ctx, q, args...)
+	query += ` ORDER BY f.rowid DESC LIMIT ?`
+	rows, err := s.db.QueryContext(ctx, query, append(args, limit)...)
 	if err != nil {
 		return nil, fmt.Errorf("store: findings: %w", err)
 	}
 	defer rows.Close()
-	var out []inventory.Finding
+	var out []Record
 	for rows.Next() {
-		var raw string
-		if err := rows.Scan(&raw); err != nil {
+		var (
+			r                  Record
+			raw, stored, deliv string
+		)
+		if err := rows.Scan(&raw, &stored, &deliv, &r.Queued, &r.Attempts, &r.LastError); err != nil {
 			return nil, fmt.Errorf("store: findings: %w", err)
 		}
-		var f inventory.Finding
-		if err := json.Unmarshal([]byte(raw), &f); err != nil {
+		if err := json.Unmarshal([]byte(raw), &r.Finding); err != nil {
 			return nil, fmt.Errorf("store: findings: corrupt entry: %w", err)
 		}
-		out = append(out, f)
+		if r.Stored, err = time.Parse(timeLayout, stored); err != nil {
+			return nil, fmt.Errorf("store: findings: %s: corrupt timestamp: %w", r.Finding.ID, err)
+		}
+		if deliv != "" {
+			if r.Delivered, err = time.Parse(timeLayout, deliv); err != nil {
+				return nil, fmt.Errorf("store: findings: %s: corrupt timestamp: %w", r.Finding.ID, err)
+			}
+		}
+		out = append(out, r)
 	}
 	if err := rows.Err(); err != nil {
 		return nil, fmt.Errorf("store: findings: %w", err)
@@ -466,7 +592,7 @@ type Pruned struct {
 // later writes, so the file stops growing rather than shrinking.
 func (s *Store) Prune(ctx context.Context, before time.Time) (Pruned, error) {
 	var p Pruned
-	cutoff := before.UTC().Format(time.RFC3339)
+	cutoff := before.UTC().Format(cutoffLayout)
 	err := s.inTx(ctx, "prune", func(tx *sql.Tx, _ string) error {
 		res, err := tx.ExecContext(ctx, `DELETE FROM findings WHERE created < ?
 			AND NOT EXISTS (SELECT 1 FROM outbox WHERE outbox.finding_id = findings.id)`, cutoff)

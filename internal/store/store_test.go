@@ -871,3 +871,164 @@ func TestPrune(t *testing.T) {
 		t.Errorf("second Prune = %+v, %v; want nothing", got, err)
 	}
 }
+
+func TestHistory(t *testing.T) {
+	ctx := context.Background()
+	s, _ := openTemp(t)
+	clock := t0
+	s.now = func() time.Time { return clock }
+	commit := func(host, id string, kind inventory.Kind, sev inventory.Severity, suppressed bool) {
+		t.Helper()
+		f := finding(host, id, sev)
+		f.Kind, f.Suppressed = kind, suppressed
+		if suppressed {
+			f.SuppressedBy = "allow[0] (backup agent)"
+		}
+		if err := s.Commit(ctx, state(host, 1), []inventory.Finding{f}); err != nil {
+			t.Fatal(err)
+		}
+		clock = clock.Add(time.Hour)
+	}
+	commit("dc01", "old-sent", inventory.KindInstalled, inventory.SeverityHigh, false)       // t0
+	commit("dc01", "suppressed", inventory.KindInstalled, inventory.SeverityLow, true)       // t0+1h
+	commit("DC02", "failing", inventory.KindModified, inventory.SeverityCritical, false)     // t0+2h
+	commit("dc01", "new-queued", inventory.KindUnreachable, inventory.SeverityMedium, false) // t0+3h
+	out, err := s.Pending(ctx, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, o := range out {
+		switch o.Finding.ID {
+		case "old-sent":
+			if err := s.Delivered(ctx, o.Seq); err != nil {
+				t.Fatal(err)
+			}
+		case "failing":
+			for range 2 {
+				if err := s.Attempted(ctx, o.Seq, "slack: channel_not_found"); err != nil {
+					t.Fatal(err)
+				}
+			}
+		}
+	}
+
+	tests := []struct {
+		name string
+		q    Query
+		want []string
+	}{
+		{"everything, newest first", Query{}, []string{"new-queued", "failing", "suppressed", "old-sent"}},
+		{"limit", Query{Limit: 2}, []string{"new-queued", "failing"}},
+		{"host, any case", Query{Host: "dc02"}, []string{"failing"}},
+		{"kinds", Query{Kinds: []inventory.Kind{inventory.KindInstalled, inventory.KindModified}}, []string{"failing", "suppressed", "old-sent"}},
+		{"min severity", Query{MinSeverity: inventory.SeverityHigh}, []string{"failing", "old-sent"}},
+		{"since, inclusive to the second", Query{Since: t0.Add(2*time.Hour + 500*time.Millisecond)}, []string{"new-queued", "failing"}},
+		{"combined", Query{Host: "dc01", MinSeverity: inventory.SeverityMedium, Since: t0}, []string{"new-queued", "old-sent"}},
+		{"nothing matches", Query{Host: "dc03"}, nil},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			recs, err := s.History(ctx, tt.q)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var got []string
+			for _, r := range recs {
+				got = append(got, r.Finding.ID)
+			}
+			if !reflect.DeepEqual(got, tt.want) {
+				t.Errorf("History(%+v) = %v, want %v", tt.q, got, tt.want)
+			}
+		})
+	}
+
+	recs, err := s.History(ctx, Query{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	status := map[string]Record{}
+	for _, r := range recs {
+		r.Finding = inventory.Finding{ID: r.Finding.ID, SuppressedBy: r.Finding.SuppressedBy}
+		status[r.Finding.ID] = r
+	}
+	want := map[string]Record{
+		"old-sent":   {Finding: inventory.Finding{ID: "old-sent"}, Stored: t0, Delivered: t0.Add(4 * time.Hour)},
+		"suppressed": {Finding: inventory.Finding{ID: "suppressed", SuppressedBy: "allow[0] (backup agent)"}, Stored: t0.Add(time.Hour)},
+		"failing":    {Finding: inventory.Finding{ID: "failing"}, Stored: t0.Add(2 * time.Hour), Queued: true, Attempts: 2, LastError: "slack: channel_not_found"},
+		"new-queued": {Finding: inventory.Finding{ID: "new-queued"}, Stored: t0.Add(3 * time.Hour), Queued: true},
+	}
+	if !reflect.DeepEqual(status, want) {
+		t.Errorf("delivery status:\n got %+v\nwant %+v", status, want)
+	}
+}
+
+func TestOpenReadOnly(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	if _, err := OpenReadOnly(ctx, filepath.Join(dir, "none.db")); err == nil || !strings.Contains(err.Error(), "no state file at") {
+		t.Errorf("missing file: err = %v", err)
+	}
+	if _, err := OpenReadOnly(ctx, "x.db?mode=rw"); err == nil || !strings.Contains(err.Error(), "not a usable file path") {
+		t.Errorf("URI-like path: err = %v", err)
+	}
+	notDB := filepath.Join(dir, "notes.txt")
+	if err := os.WriteFile(notDB, []byte("not sqlite at all, just some text that is long enough to be a header"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := OpenReadOnly(ctx, notDB); err == nil || !strings.Contains(err.Error(), "is it a state file written by svcwatch?") {
+		t.Errorf("not a database: err = %v", err)
+	}
+
+	// The daemon holds the file (and its lock) while an operator reads it.
+	w, path := openTemp(t)
+	if err := w.Commit(ctx, state("dc01", 1), []inventory.Finding{finding("dc01", "first", inventory.SeverityHigh)}); err != nil {
+		t.Fatal(err)
+	}
+	r, err := OpenReadOnly(ctx, path)
+	if err != nil {
+		t.Fatalf("read while the writer runs: %v", err)
+	}
+	defer r.Close()
+	if err := w.Commit(ctx, state("dc01", 2), []inventory.Finding{finding("dc01", "second", inventory.SeverityHigh)}); err != nil {
+		t.Fatal(err)
+	}
+	fs, err := r.Findings(ctx, "", 0)
+	if err != nil || len(fs) != 2 || fs[0].ID != "second" {
+		t.Errorf("reader sees %d findings (%v), want the writer's latest two", len(fs), err)
+	}
+	if err := r.Commit(ctx, state("dc01", 3), nil); err == nil {
+		t.Error("a read-only store accepted a commit")
+	}
+	if err := r.Close(); err != nil {
+		t.Errorf("Close: %v", err)
+	}
+	if fs, err := w.Findings(ctx, "", 0); err != nil || len(fs) != 2 {
+		t.Errorf("writer after the reader closed: %d findings, %v", len(fs), err)
+	}
+}
+
+func TestOpenReadOnlyRefusesOtherSchema(t *testing.T) {
+	ctx := context.Background()
+	path := filepath.Join(t.TempDir(), "v1.db")
+	db, err := sql.Open("sqlite", path+"?_pragma=journal_mode(WAL)")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ms, err := loadMigrations(migrationFS, "migrations")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := migrate(ctx, db, ms[:1], func() string { return t0.Format(timeLayout) }); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := OpenReadOnly(ctx, path); err == nil || !strings.Contains(err.Error(), "start svcwatch run (or once) of this version to upgrade it first") {
+		t.Errorf("older schema: err = %v", err)
+	}
+	if _, err := db.Exec(`INSERT INTO schema_migrations (version, name, applied) VALUES (99, 'future', 'x')`); err != nil {
+		t.Fatal(err)
+	}
+	db.Close()
+	if _, err := OpenReadOnly(ctx, path); err == nil || !strings.Contains(err.Error(), "use the svcwatch that wrote it") {
+		t.Errorf("newer schema: err = %v", err)
+	}
+}
