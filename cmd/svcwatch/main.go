@@ -47,6 +47,7 @@ func commands() []command {
 		{"once", "discover, poll every host once, deliver, exit (for cron / systemd timers)", cmdOnce},
 		{"discover", "print the monitored hosts and why each is monitored", cmdDiscover},
 		{"check", "diagnose one host step by step: check --config F HOST", cmdCheck},
+		{"findings", "list stored findings and their delivery status (reads the state file, also while run is running)", cmdFindings},
 		{"test-alert", "post a sample alert of each severity to the configured Slack destination", cmdTestAlert},
 		{"eval", "run triage over a labelled corpus: eval FILE.jsonl", cmdEval},
 		{"lab", "the demo: a simulated domain, the real pipeline, a scripted attack (lab serve: long-running lab)", cmdLab},

@@ -1,0 +1,168 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"slices"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/svcwatch/svcwatch/internal/inventory"
+	"github.com/svcwatch/svcwatch/internal/store"
+)
+
+// cellBytes bounds one attacker-named table cell (service name, path).
+const cellBytes = 60
+
+// Delivery statuses of a stored finding, as printed.
+const (
+	statusSent       = "sent"
+	statusBelowMin   = "not sent: below slack.min_severity"
+	statusSuppressed = "suppressed"
+	statusQueued     = "queued"
+)
+
+// findingJSON is one line of `findings --json`.
+type findingJSON struct {
+	Stored    time.Time         `json:"stored"`
+	Status    string            `json:"status"`
+	Delivered *time.Time        `json:"delivered,omitempty"`
+	Attempts  int               `json:"attempts,omitempty"`
+	LastError string            `json:"last_error,omitempty"`
+	Finding   inventory.Finding `json:"finding"`
+}
+
+func cmdFindings(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := newFlags("findings", stderr)
+	path := fs.String("config", "", "configuration file (YAML); its state.path is read")
+	host := fs.String("host", "", "only this host (case-insensitive)")
+	since := fs.Duration("since", 0, "only findings stored in this last duration, e.g. 24h (0: any age)")
+	kinds := fs.String("kind", "", "only these kinds, comma-separated: "+kindList())
+	minSev := fs.String("min-severity", "", "only findings at or above: info, low, medium, high, critical")
+	limit := fs.Int("limit", 50, "at most this many, newest first (0: all)")
+	asJSON := fs.Bool("json", false, "one JSON object per line, the full finding and its delivery status")
+	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	if fs.NArg() > 0 {
+		return exitError{code: exitSetup, err: fmt.Errorf("findings: unexpected argument %q; filter with --host, --kind, --since", fs.Arg(0))}
+	}
+	q := store.Query{Host: *host, Limit: *limit}
+	if *since < 0 {
+		return exitError{code: exitSetup, err: fmt.Errorf("--since %s: give a positive duration, e.g. 24h", *since)}
+	}
+	if *since > 0 {
+		q.Since = time.Now().Add(-*since)
+	}
+	for _, k := range strings.Split(*kinds, ",") {
+		if k = strings.ToLower(strings.TrimSpace(k)); k == "" {
+			continue
+		}
+		if !slices.Contains(inventory.Kinds, inventory.Kind(k)) {
+			return exitError{code: exitSetup, err: fmt.Errorf("--kind %q is not one of %s", k, kindList())}
+		}
+		q.Kinds = append(q.Kinds, inventory.Kind(k))
+	}
+	if *minSev != "" {
+		s, err := inventory.ParseSeverity(*minSev)
+		if err != nil {
+			return exitError{code: exitSetup, err: fmt.Errorf("--min-severity: %w", err)}
+		}
+		q.MinSeverity = s
+	}
+	cfg, err := loadConfig(*path)
+	if err != nil {
+		return err
+	}
+	// What slack.min_severity held back is told apart from what was sent by
+	// the configuration as it is now.
+	slackMin, err := inventory.ParseSeverity(cfg.Slack.MinSeverity)
+	if err != nil {
+		slackMin = inventory.SeverityInfo
+	}
+
+	st, err := store.OpenReadOnly(ctx, cfg.State.Path)
+	if err != nil {
+		return exitError{code: exitSetup, err: oneLine(err)}
+	}
+	defer st.Close()
+	recs, err := st.History(ctx, q)
+	if err != nil {
+		return exitError{code: exitFailed, err: oneLine(err)}
+	}
+
+	if *asJSON {
+		enc := json.NewEncoder(stdout)
+		for _, r := range recs {
+			line := findingJSON{Stored: r.Stored.UTC(), Status: status(r, slackMin), Attempts: r.Attempts, LastError: r.LastError, Finding: r.Finding}
+			if !r.Delivered.IsZero() {
+				d := r.Delivered.UTC()
+				line.Delivered = &d
+			}
+			if err := enc.Encode(line); err != nil {
+				return exitError{code: exitFailed, err: err}
+			}
+		}
+		return nil
+	}
+	tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "STORED (UTC)\tSEVERITY\tHOST\tKIND\tSERVICE\tPATH / DETAIL\tSTATUS")
+	for _, r := range recs {
+		f := r.Finding
+		name, detail := "", f.Detail
+		if f.Service != nil {
+			name, detail = f.Service.Name, f.Service.ImagePath
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", r.Stored.UTC().Format("2006-01-02 15:04"), f.Severity,
+			safeCell(f.Host.Name), safeCell(string(f.Kind)), cell(name), cell(detail), cell(statusText(r, slackMin)))
+	}
+	tw.Flush()
+	fmt.Fprintf(stdout, "%d findings", len(recs))
+	if *limit > 0 && len(recs) == *limit {
+		fmt.Fprintf(stdout, " (the newest %d; --limit 0 shows all)", *limit)
+	}
+	fmt.Fprintln(stdout)
+	return nil
+}
+
+// status is a finding's delivery state: suppressed by the allowlist, queued
+// for Slack, sent, or out of the outbox without a message because it was
+// below slackMin.
+func status(r store.Record, slackMin inventory.Severity) string {
+	switch {
+	case r.Finding.Suppressed:
+		return statusSuppressed
+	case r.Queued:
+		return statusQueued
+	case r.Finding.Severity < slackMin:
+		return statusBelowMin
+	}
+	return statusSent
+}
+
+// statusText is status with its reason: the allow entry, or the failed
+// delivery attempts so far.
+func statusText(r store.Record, slackMin inventory.Severity) string {
+	s := status(r, slackMin)
+	switch {
+	case s == statusSuppressed && r.Finding.SuppressedBy != "":
+		return s + " by " + r.Finding.SuppressedBy
+	case s == statusQueued && r.Attempts > 0:
+		return fmt.Sprintf("%s, %d failed attempts: %s", s, r.Attempts, r.LastError)
+	}
+	return s
+}
+
+// cell is safeCell bounded to cellBytes: the full text is in --json.
+func cell(s string) string { return safeCell(inventory.Truncate(s, cellBytes)) }
+
+func kindList() string {
+	names := make([]string, len(inventory.Kinds))
+	for i, k := range inventory.Kinds {
+		names[i] = string(k)
+	}
+	return strings.Join(names, ", ")
+}
