@@ -40,7 +40,7 @@ func cmdFindings(ctx context.Context, args []string, stdout, stderr io.Writer) e
 	path := fs.String("config", "", "configuration file (YAML); its state.path is read")
 	host := fs.String("host", "", "only this host (case-insensitive)")
 	since := fs.Duration("since", 0, "only findings stored in this last duration, e.g. 24h (0: any age)")
-	kinds := fs.String("kind", "", "only these kinds, comma-separated: "+kindList())
+	kinds := fs.String("kind", "", "only these kinds, comma-separated: "+inventory.JoinKinds(inventory.Kinds))
 	minSev := fs.String("min-severity", "", "only findings at or above: info, low, medium, high, critical")
 	limit := fs.Int("limit", 50, "at most this many, newest first (0: all)")
 	asJSON := fs.Bool("json", false, "one JSON object per line, the full finding and its delivery status")
@@ -62,7 +62,7 @@ func cmdFindings(ctx context.Context, args []string, stdout, stderr io.Writer) e
 			continue
 		}
 		if !slices.Contains(inventory.Kinds, inventory.Kind(k)) {
-			return exitError{code: exitSetup, err: fmt.Errorf("--kind %q is not one of %s", k, kindList())}
+			return exitError{code: exitSetup, err: fmt.Errorf("--kind %q is not one of %s", k, inventory.JoinKinds(inventory.Kinds))}
 		}
 		q.Kinds = append(q.Kinds, inventory.Kind(k))
 	}
@@ -158,11 +158,3 @@ func statusText(r store.Record, slackMin inventory.Severity) string {
 
 // cell is safeCell bounded to cellBytes: the full text is in --json.
 func cell(s string) string { return safeCell(inventory.Truncate(s, cellBytes)) }
-
-func kindList() string {
-	names := make([]string, len(inventory.Kinds))
-	for i, k := range inventory.Kinds {
-		names[i] = string(k)
-	}
-	return strings.Join(names, ", ")
-}

@@ -98,14 +98,11 @@ var (
 	hostNameRE = regexp.MustCompile(`^[A-Za-z0-9_]([A-Za-z0-9_.:-]*[A-Za-z0-9_])?$`)
 )
 
-// allowableKinds are the finding kinds an allow entry may name: all but
-// allow-expired, which reports on the allowlist itself.
+// allowableKinds are inventory.AllowableKinds as strings, for oneOf.
 func allowableKinds() []string {
 	var out []string
-	for _, k := range inventory.Kinds {
-		if k != inventory.KindAllowExpired {
-			out = append(out, string(k))
-		}
+	for _, k := range inventory.AllowableKinds() {
+		out = append(out, string(k))
 	}
 	return out
 }

@@ -5,6 +5,7 @@ package inventory
 
 import (
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 )
@@ -250,6 +251,21 @@ const (
 // Kinds lists every finding kind, in the order above.
 var Kinds = []Kind{KindInstalled, KindEphemeral, KindSilent, KindModified, KindRemoved,
 	KindTamper, KindUnreachable, KindRecovered, KindScope, KindAllowExpired}
+
+// AllowableKinds are the kinds an allowlist entry may name: all but
+// allow-expired, which reports on the allowlist itself.
+func AllowableKinds() []Kind {
+	return slices.DeleteFunc(slices.Clone(Kinds), func(k Kind) bool { return k == KindAllowExpired })
+}
+
+// JoinKinds spells ks as "a, b, c" for messages.
+func JoinKinds(ks []Kind) string {
+	names := make([]string, len(ks))
+	for i, k := range ks {
+		names[i] = string(k)
+	}
+	return strings.Join(names, ", ")
+}
 
 // Changes a modified finding can report (Finding.Changed).
 const (

@@ -47,10 +47,7 @@ var defaultKinds = []inventory.Kind{inventory.KindInstalled, inventory.KindEphem
 // serviceKindsAll are the kinds about one service.
 var serviceKindsAll = []inventory.Kind{inventory.KindInstalled, inventory.KindEphemeral, inventory.KindSilent, inventory.KindModified, inventory.KindRemoved}
 
-var knownKinds = []inventory.Kind{
-	inventory.KindInstalled, inventory.KindEphemeral, inventory.KindSilent, inventory.KindModified, inventory.KindRemoved,
-	inventory.KindTamper, inventory.KindUnreachable, inventory.KindRecovered, inventory.KindScope,
-}
+var knownKinds = inventory.AllowableKinds()
 
 const dateLayout = "2006-01-02"
 
@@ -94,7 +91,7 @@ func compileAllow(entries []config.Allow) ([]*allowance, error) {
 		for j, k := range e.Kinds {
 			kind := inventory.Kind(strings.ToLower(strings.TrimSpace(k)))
 			if !slices.Contains(knownKinds, kind) {
-				bad(fmt.Sprintf("kinds[%d]", j), "%q is not a finding kind (want one of %s)", k, kindList())
+				bad(fmt.Sprintf("kinds[%d]", j), "%q is not a finding kind (want one of %s)", k, inventory.JoinKinds(knownKinds))
 				continue
 			}
 			a.kinds = append(a.kinds, kind)
@@ -122,14 +119,6 @@ func compileAllow(entries []config.Allow) ([]*allowance, error) {
 		out = append(out, a)
 	}
 	return out, errors.Join(errs...)
-}
-
-func kindList() string {
-	s := make([]string, len(knownKinds))
-	for i, k := range knownKinds {
-		s[i] = string(k)
-	}
-	return strings.Join(s, ", ")
 }
 
 // compileGlob turns a case-insensitive glob (* and ?) into an anchored
