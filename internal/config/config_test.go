@@ -534,6 +534,21 @@ func TestValidateCodeBuilt(t *testing.T) {
 	if w := c.Warnings(); len(w) != 1 || !strings.Contains(w[0], "keep_alive") {
 		t.Errorf("keep_alive past HTTP.sys's idle timeout: Warnings = %q, want one naming it", w)
 	}
+	// An allow entry by name alone suppresses whatever an attacker names so.
+	c.WinRM.KeepAlive = 30 * time.Second
+	c.Allow = []Allow{
+		{Name: "Zabbix*", Reason: "monitoring agent"},
+		{Name: "Veeam*", Path: `c:\program files\veeam\*.exe`, Reason: "backup"},
+		{Path: `c:\program files\acme\agent.exe`, Reason: "acme"},
+		{Name: "Svc*", Account: "LocalSystem", Reason: "name and account, both the installer's choice"},
+	}
+	if err := c.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	w := c.Warnings()
+	if len(w) != 2 || !strings.HasPrefix(w[0], `allow[0] matches service name "Zabbix*" without a path`) || !strings.HasPrefix(w[1], "allow[3] ") {
+		t.Errorf("name-only allow entries: Warnings = %q, want allow[0] and allow[3] named", w)
+	}
 }
 
 func TestEditDistance(t *testing.T) {
