@@ -541,13 +541,23 @@ func TestValidateCodeBuilt(t *testing.T) {
 		{Name: "Veeam*", Path: `c:\program files\veeam\*.exe`, Reason: "backup"},
 		{Path: `c:\program files\acme\agent.exe`, Reason: "acme"},
 		{Name: "Svc*", Account: "LocalSystem", Reason: "name and account, both the installer's choice"},
+		{Account: `CORP\svc-backup`, Reason: "account alone"},
+		{Name: "Acme*", Path: "*", Reason: "a path that matches anything"},
+		{Hosts: []string{"lab*"}, Kinds: []string{"unreachable"}, Reason: "host findings only"},
 	}
 	if err := c.Validate(); err != nil {
 		t.Fatal(err)
 	}
 	w := c.Warnings()
-	if len(w) != 2 || !strings.HasPrefix(w[0], `allow[0] matches service name "Zabbix*" without a path`) || !strings.HasPrefix(w[1], "allow[3] ") {
-		t.Errorf("name-only allow entries: Warnings = %q, want allow[0] and allow[3] named", w)
+	want := []string{`allow[0] matches services by name "Zabbix*" without a path`, `allow[3] matches services by name "Svc*"`,
+		`allow[4] matches services by account "CORP\\svc-backup"`, `allow[5] matches services by name "Acme*"`}
+	if len(w) != len(want) {
+		t.Fatalf("allow entries without a real path: Warnings = %q, want %d", w, len(want))
+	}
+	for i := range want {
+		if !strings.HasPrefix(w[i], want[i]) {
+			t.Errorf("warning %d = %q, want it to start %q", i, w[i], want[i])
+		}
 	}
 }
 

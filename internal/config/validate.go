@@ -615,9 +615,14 @@ func (c *Config) Warnings() []string {
 		w = append(w, fmt.Sprintf("winrm.tls_server_name is %q: every host's certificate is checked against that one name, not the host's own; it is meant for a lab behind connect_to", c.WinRM.TLSServerName))
 	}
 	for i, a := range c.Allow {
-		if a.Name != "" && a.Path == "" {
-			w = append(w, fmt.Sprintf("allow[%d] matches service name %q without a path: whoever installs a service chooses its name (and account), so an attacker's service named so would be suppressed; add path: with the expected binary", i, a.Name))
+		if (a.Name == "" && a.Account == "") || strings.Trim(a.Path, "*?") != "" {
+			continue
 		}
+		by := fmt.Sprintf("name %q", a.Name)
+		if a.Name == "" {
+			by = fmt.Sprintf("account %q", a.Account)
+		}
+		w = append(w, fmt.Sprintf("allow[%d] matches services by %s without a path: whoever installs a service chooses its name and account, so an attacker's service named or run like that would be suppressed; add path: with the expected binary", i, by))
 	}
 	return w
 }
