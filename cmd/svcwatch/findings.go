@@ -23,6 +23,8 @@ const (
 	statusBelowMin   = "not sent: below slack.min_severity"
 	statusSuppressed = "suppressed"
 	statusQueued     = "queued"
+	statusLeft       = "sent or below slack.min_severity (not recorded)" // left the outbox before svcwatch recorded which
+	statusNotQueued  = "not queued"
 )
 
 // findingJSON is one line of `findings --json`.
@@ -51,6 +53,9 @@ func cmdFindings(ctx context.Context, args []string, stdout, stderr io.Writer) e
 		return exitError{code: exitSetup, err: fmt.Errorf("findings: unexpected argument %q; filter with --host, --kind, --since", fs.Arg(0))}
 	}
 	q := store.Query{Host: *host, Limit: *limit}
+	if *limit < 0 {
+		return exitError{code: exitSetup, err: fmt.Errorf("--limit %d: give 0 for all, or how many to show", *limit)}
+	}
 	if *since < 0 {
 		return exitError{code: exitSetup, err: fmt.Errorf("--since %s: give a positive duration, e.g. 24h", *since)}
 	}
@@ -77,12 +82,6 @@ func cmdFindings(ctx context.Context, args []string, stdout, stderr io.Writer) e
 	if err != nil {
 		return err
 	}
-	// What slack.min_severity held back is told apart from what was sent by
-	// the configuration as it is now.
-	slackMin, err := inventory.ParseSeverity(cfg.Slack.MinSeverity)
-	if err != nil {
-		slackMin = inventory.SeverityInfo
-	}
 
 	st, err := store.OpenReadOnly(ctx, cfg.State.Path)
 	if err != nil {
@@ -97,7 +96,7 @@ func cmdFindings(ctx context.Context, args []string, stdout, stderr io.Writer) e
 	if *asJSON {
 		enc := json.NewEncoder(stdout)
 		for _, r := range recs {
-			line := findingJSON{Stored: r.Stored.UTC(), Status: status(r, slackMin), Attempts: r.Attempts, LastError: r.LastError, Finding: r.Finding}
+			line := findingJSON{Stored: r.Stored.UTC(), Status: status(r), Attempts: r.Attempts, LastError: r.LastError, Finding: r.Finding}
 			if !r.Delivered.IsZero() {
 				d := r.Delivered.UTC()
 				line.Delivered = &d
@@ -117,10 +116,16 @@ func cmdFindings(ctx context.Context, args []string, stdout, stderr io.Writer) e
 			name, detail = f.Service.Name, f.Service.ImagePath
 		}
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", r.Stored.UTC().Format("2006-01-02 15:04"), f.Severity,
-			safeCell(f.Host.Name), safeCell(string(f.Kind)), cell(name), cell(detail), cell(statusText(r, slackMin)))
+			cell(f.Host.Name), cell(string(f.Kind)), cell(name), cell(detail), safeCell(inventory.Truncate(statusText(r), 2*cellBytes)))
 	}
-	tw.Flush()
-	fmt.Fprintf(stdout, "%d findings", len(recs))
+	if err := tw.Flush(); err != nil {
+		return exitError{code: exitFailed, err: err}
+	}
+	word := "findings"
+	if len(recs) == 1 {
+		word = "finding"
+	}
+	fmt.Fprintf(stdout, "%d %s", len(recs), word)
 	if *limit > 0 && len(recs) == *limit {
 		fmt.Fprintf(stdout, " (the newest %d; --limit 0 shows all)", *limit)
 	}
@@ -129,24 +134,27 @@ func cmdFindings(ctx context.Context, args []string, stdout, stderr io.Writer) e
 }
 
 // status is a finding's delivery state: suppressed by the allowlist, queued
-// for Slack, sent, or out of the outbox without a message because it was
-// below slackMin.
-func status(r store.Record, slackMin inventory.Severity) string {
+// for Slack, sent, or skipped as below slack.min_severity.
+func status(r store.Record) string {
 	switch {
 	case r.Finding.Suppressed:
 		return statusSuppressed
 	case r.Queued:
 		return statusQueued
-	case r.Finding.Severity < slackMin:
+	case r.Outcome == store.OutcomeSent:
+		return statusSent
+	case r.Outcome == store.OutcomeSkipped:
 		return statusBelowMin
+	case !r.Delivered.IsZero():
+		return statusLeft
 	}
-	return statusSent
+	return statusNotQueued
 }
 
 // statusText is status with its reason: the allow entry, or the failed
 // delivery attempts so far.
-func statusText(r store.Record, slackMin inventory.Severity) string {
-	s := status(r, slackMin)
+func statusText(r store.Record) string {
+	s := status(r)
 	switch {
 	case s == statusSuppressed && r.Finding.SuppressedBy != "":
 		return s + " by " + r.Finding.SuppressedBy

@@ -10,6 +10,7 @@ import (
 
 	"github.com/svcwatch/svcwatch/internal/config"
 	"github.com/svcwatch/svcwatch/internal/inventory"
+	"github.com/svcwatch/svcwatch/internal/store"
 )
 
 func TestFindingsFlags(t *testing.T) {
@@ -23,6 +24,7 @@ func TestFindingsFlags(t *testing.T) {
 		{"unknown kind", []string{"findings", "--kind", "installed,instaled"}, `--kind "instaled" is not one of installed, ephemeral`},
 		{"unknown severity", []string{"findings", "--min-severity", "severe"}, `--min-severity: unknown severity "severe"`},
 		{"negative since", []string{"findings", "--since", "-1h"}, "give a positive duration"},
+		{"negative limit", []string{"findings", "--limit", "-5"}, "give 0 for all"},
 		{"stray argument", []string{"findings", "dc01"}, `unexpected argument "dc01"`},
 		{"no state file yet", []string{"findings", "--config", writeMinimalConfig(t, dir)}, "no state file at"},
 	}
@@ -56,71 +58,119 @@ func writeMinimalConfig(t *testing.T, dir string) string {
 }
 
 // The operator reads the findings while the daemon runs and holds the state
-// file: what Slack got, and what an attacker named, safely.
+// file: what Slack got, what min_severity held back, and what an attacker
+// named, safely.
 func TestProcessFindingsWhileRunning(t *testing.T) {
 	skipProcessShort(t)
 	t.Parallel()
 	ls := startLabServe(t, 5, time.Second)
-	cfgPath := ls.tune(t, "run.yaml", func(c *config.Config) { c.WinRM.Timeout = 10 * time.Second })
+	cfgPath := ls.tune(t, "run.yaml", func(c *config.Config) {
+		c.WinRM.Timeout = 10 * time.Second
+		c.Slack.MinSeverity = "critical"
+	})
 	daemon := startProc(t, "run", "--config", cfgPath)
 	ls.waitPolls(t, 2, 60*time.Second)
 
 	ls.post(t, "/hosts/dc01/scenarios/psexec")
 	ls.post(t, "/hosts/dc02/scenarios/hostile-name")
+	ls.post(t, "/hosts/dc03/scenarios/benign-install")
+	// Wait until each of the three installations has left the outbox.
+	var lines []findingJSON
 	deadline := time.Now().Add(60 * time.Second)
-	for alertsFor(ls.messages(t), "PSEXESVC") == 0 || len(ls.messages(t)) < 2 {
+	for {
 		if _, exited := daemon.wait(0); exited {
 			t.Fatal("run exited")
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("no alerts within 60s:\n%s", readableAll(ls.messages(t)))
+		code, stdout, stderr := runProc(t, 30*time.Second, "findings", "--config", cfgPath, "--json", "--kind", "installed")
+		if code != exitOK {
+			t.Fatalf("findings --json exited %d while run holds the state file\nstderr: %s", code, stderr)
 		}
-		time.Sleep(100 * time.Millisecond)
+		lines = lines[:0]
+		sc := bufio.NewScanner(strings.NewReader(stdout))
+		sc.Buffer(nil, 1<<20)
+		done := 0
+		for sc.Scan() {
+			var l findingJSON
+			if err := json.Unmarshal(sc.Bytes(), &l); err != nil {
+				t.Fatalf("not a JSON line: %v: %q", err, sc.Text())
+			}
+			lines = append(lines, l)
+			if l.Status != statusQueued {
+				done++
+			}
+		}
+		if done >= 3 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the three installations did not leave the outbox within 60s:\n%s", stdout)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	byHost := map[string]findingJSON{}
+	for _, l := range lines {
+		byHost[l.Finding.Host.Name] = l
+	}
+	if l := byHost["dc01.lab.example"]; l.Finding.Service == nil || l.Finding.Service.Name != "PSEXESVC" ||
+		l.Status != statusSent || l.Delivered == nil || l.Delivered.Before(l.Stored) {
+		t.Errorf("dc01 (psexec, critical): %+v", l)
+	}
+	if l := byHost["dc03.lab.example"]; l.Finding.Service == nil || l.Finding.Service.Name != "Zabbix Agent 2" ||
+		l.Finding.Severity >= inventory.SeverityCritical || l.Status != statusBelowMin {
+		t.Errorf("dc03 (monitoring agent, below critical): %+v", l)
+	}
+	if got := alertsFor(ls.messages(t), "PSEXESVC"); got != 1 {
+		t.Errorf("%d Slack alerts about PSEXESVC, want 1", got)
 	}
 
-	code, stdout, stderr := runProc(t, 30*time.Second, "findings", "--config", cfgPath)
+	code, stdout, stderr := runProc(t, 30*time.Second, "findings", "--config", cfgPath, "--host", "DC01.lab.example")
 	if code != exitOK {
-		t.Fatalf("findings exited %d while run holds the state file\nstderr: %s", code, stderr)
+		t.Fatalf("findings exited %d\nstderr: %s", code, stderr)
+	}
+	if !strings.Contains(stdout, "PSEXESVC") || strings.Contains(stdout, "dc02") || !strings.Contains(stdout, "1 finding\n") {
+		t.Errorf("--host DC01.lab.example (any case) lists:\n%s", stdout)
+	}
+	code, stdout, stderr = runProc(t, 30*time.Second, "findings", "--config", cfgPath)
+	if code != exitOK {
+		t.Fatalf("findings exited %d\nstderr: %s", code, stderr)
 	}
 	t.Logf("findings:\n%s", stdout)
-	var psexec string
 	for _, line := range strings.Split(stdout, "\n") {
-		if strings.Contains(line, "PSEXESVC") {
-			psexec = line
-		}
-		if len(line) > 400 {
+		if len(line) > 500 {
 			t.Errorf("a %d-byte table line: attacker-named text is not bounded: %.120q…", len(line), line)
 		}
 		for _, r := range line {
-			if r < 0x20 || r == 0x7f || (r >= 0x80 && r < 0xa0) || (r >= 0x202a && r <= 0x202e) {
+			if r < 0x20 || r == 0x7f || (r >= 0x80 && r < 0xa0) || (r >= 0x202a && r <= 0x202e) || (r >= 0x2066 && r <= 0x2069) {
 				t.Errorf("control or bidi character %U reached the terminal: %.120q", r, line)
 				break
 			}
 		}
 	}
-	if !strings.Contains(psexec, "dc01.lab.example") || !strings.Contains(psexec, "installed") || !strings.HasSuffix(strings.TrimSpace(psexec), statusSent) {
-		t.Errorf("no sent PSEXESVC installation on dc01 in:\n%s", stdout)
+	if !strings.Contains(stdout, "dc02.lab.example") {
+		t.Errorf("the hostile-name installation on dc02 is not listed:\n%s", stdout)
 	}
+}
 
-	code, stdout, stderr = runProc(t, 30*time.Second, "findings", "--config", cfgPath, "--json", "--host", "DC01.lab.example", "--kind", "installed")
-	if code != exitOK {
-		t.Fatalf("findings --json exited %d\nstderr: %s", code, stderr)
+func TestFindingStatus(t *testing.T) {
+	at := time.Date(2026, 12, 4, 15, 0, 0, 0, time.UTC)
+	tests := []struct {
+		name string
+		r    store.Record
+		want string
+	}{
+		{"sent", store.Record{Delivered: at, Outcome: store.OutcomeSent}, "sent"},
+		{"below min_severity", store.Record{Delivered: at, Outcome: store.OutcomeSkipped}, "not sent: below slack.min_severity"},
+		{"queued", store.Record{Queued: true}, "queued"},
+		{"queued after failures", store.Record{Queued: true, Attempts: 3, LastError: "slack: channel_not_found"}, "queued, 3 failed attempts: slack: channel_not_found"},
+		{"suppressed", store.Record{Finding: inventory.Finding{Suppressed: true, SuppressedBy: "allow[2] (Veeam)"}}, "suppressed by allow[2] (Veeam)"},
+		{"left the outbox before outcomes were kept", store.Record{Delivered: at}, "sent or below slack.min_severity (not recorded)"},
+		{"never queued", store.Record{}, "not queued"},
 	}
-	sc := bufio.NewScanner(strings.NewReader(stdout))
-	var lines []findingJSON
-	for sc.Scan() {
-		var l findingJSON
-		if err := json.Unmarshal(sc.Bytes(), &l); err != nil {
-			t.Fatalf("not a JSON line: %v: %q", err, sc.Text())
-		}
-		lines = append(lines, l)
-	}
-	if len(lines) != 1 {
-		t.Fatalf("--host dc01 --kind installed: %d lines, want 1:\n%s", len(lines), stdout)
-	}
-	l := lines[0]
-	if l.Finding.Service == nil || l.Finding.Service.Name != "PSEXESVC" || l.Finding.Kind != inventory.KindInstalled ||
-		l.Status != statusSent || l.Delivered == nil || l.Delivered.Before(l.Stored) {
-		t.Errorf("--json line = %+v", l)
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if got := statusText(tt.r); got != tt.want {
+				t.Errorf("statusText = %q, want %q", got, tt.want)
+			}
+		})
 	}
 }

@@ -25,9 +25,11 @@ type Outgoing struct {
 type Outbox interface {
 	// Pending returns up to limit undelivered entries, lowest Seq first.
 	Pending(ctx context.Context, limit int) ([]Outgoing, error)
-	// Delivered removes entries from the outbox: Slack accepted them (or
-	// they are below slack.min_severity and are not to be sent).
+	// Delivered removes entries from the outbox: Slack accepted them.
 	Delivered(ctx context.Context, seqs ...int64) error
+	// Skipped removes entries the Notifier does not want (below
+	// slack.min_severity) from the outbox, recording that none was sent.
+	Skipped(ctx context.Context, seqs ...int64) error
 	// Attempted records a failed delivery attempt and its reason.
 	Attempted(ctx context.Context, seq int64, errText string) error
 }
@@ -76,7 +78,7 @@ type unit struct {
 // Drain sends everything pending, in outbox order per host, and returns how
 // many findings Slack accepted (a digest counts each finding in it). An entry
 // is marked delivered only after Slack accepted it; findings the Notifier does
-// not want are marked delivered without sending. Drain returns nil when the
+// not want are marked skipped without sending. Drain returns nil when the
 // outbox is empty, else an error wrapping ErrDestination, ErrRejected,
 // ErrUnavailable, or the context's error.
 func (d *Dispatcher) Drain(ctx context.Context) (sent int, err error) {
@@ -112,7 +114,7 @@ func (d *Dispatcher) Drain(ctx context.Context) (sent int, err error) {
 				continue
 			}
 			if len(u.findings) == 0 { // only unwanted findings
-				if err := d.Outbox.Delivered(ctx, u.seqs...); err != nil {
+				if err := d.Outbox.Skipped(ctx, u.seqs...); err != nil {
 					return sent, fmt.Errorf("notify: mark skipped findings in the outbox: %w", err)
 				}
 				markDone(done, u.seqs)

@@ -29,6 +29,7 @@ type memOutbox struct {
 	nextBatch int64
 	attempts  map[int64][]string
 	delivered []int64
+	skipped   []int64
 }
 
 func (o *memOutbox) commit(fs ...inventory.Finding) {
@@ -52,6 +53,14 @@ func (o *memOutbox) Delivered(_ context.Context, seqs ...int64) error {
 	defer o.mu.Unlock()
 	o.rows = slices.DeleteFunc(o.rows, func(r Outgoing) bool { return slices.Contains(seqs, r.Seq) })
 	o.delivered = append(o.delivered, seqs...)
+	return nil
+}
+
+func (o *memOutbox) Skipped(_ context.Context, seqs ...int64) error {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	o.rows = slices.DeleteFunc(o.rows, func(r Outgoing) bool { return slices.Contains(seqs, r.Seq) })
+	o.skipped = append(o.skipped, seqs...)
 	return nil
 }
 
@@ -322,6 +331,12 @@ func TestDrainSkipsBelowMinSeverity(t *testing.T) {
 	}
 	if got := sentIDs(s.Messages()); !slices.Equal(got, []string{"dc01-001"}) {
 		t.Fatalf("delivered %v", got)
+	}
+	// The outbox is told which left it as a message and which did not (the
+	// store never queues suppressed findings; this outbox does, and they
+	// are skipped too).
+	if !slices.Equal(ob.delivered, []int64{2}) || !slices.Equal(ob.skipped, []int64{1, 3}) {
+		t.Errorf("marked delivered %v and skipped %v; want [2] and [1 3]", ob.delivered, ob.skipped)
 	}
 }
 

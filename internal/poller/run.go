@@ -56,7 +56,9 @@ func (p *Poller) Run(ctx context.Context) error {
 	if p.opts.Retention > 0 {
 		_, err = s.NewJob(
 			gocron.DurationJob(pruneEvery),
-			gocron.NewTask(func() { p.prune(jobCtx) }),
+			// Run's own context: a stop interrupts a prune (its chunks so far
+			// stay done) instead of keeping the scheduler from shutting down.
+			gocron.NewTask(func() { p.prune(ctx) }),
 			gocron.WithName("prune"),
 			gocron.WithStartAt(gocron.WithStartImmediately()),
 		)
@@ -103,16 +105,17 @@ func (p *Poller) prune(ctx context.Context) {
 	if p.opts.Retention <= 0 || ctx.Err() != nil {
 		return
 	}
-	ctx, cancel := context.WithTimeout(ctx, pruneTimeout)
+	pctx, cancel := context.WithTimeout(ctx, pruneTimeout)
 	defer cancel()
-	got, err := p.parts.Store.Prune(ctx, p.opts.Clock.Now().Add(-p.opts.Retention))
-	if err != nil {
-		p.opts.Logger.Warn("pruning history past state.retention failed; it is tried again later, nothing is lost meanwhile", "err", err)
-		return
-	}
-	if got.Findings > 0 || got.States > 0 {
-		p.opts.Logger.Info("pruned history past state.retention", "retention", p.opts.Retention,
-			"findings", got.Findings, "departed_host_states", got.States)
+	got, err := p.parts.Store.Prune(pctx, p.opts.Clock.Now().Add(-p.opts.Retention))
+	log := p.opts.Logger.With("retention", p.opts.Retention, "findings", got.Findings, "departed_host_states", got.States)
+	switch {
+	case err != nil && ctx.Err() != nil:
+		log.Info("pruning history past state.retention stopped with svcwatch; the rest is pruned at the next start")
+	case err != nil:
+		log.Warn("pruning history past state.retention failed; it is tried again later, nothing is lost meanwhile", "err", err)
+	case got.Findings > 0 || got.States > 0:
+		log.Info("pruned history past state.retention")
 	}
 }
 

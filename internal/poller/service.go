@@ -204,6 +204,10 @@ func (o outbox) Delivered(ctx context.Context, seqs ...int64) error {
 	return o.s.Delivered(ctx, seqs...)
 }
 
+func (o outbox) Skipped(ctx context.Context, seqs ...int64) error {
+	return o.s.Skipped(ctx, seqs...)
+}
+
 func (o outbox) Attempted(ctx context.Context, seq int64, errText string) error {
 	return o.s.Attempted(ctx, seq, errText)
 }

@@ -11,7 +11,9 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"net/url"
 	"os"
+	"path/filepath"
 	"strings"
 	"time"
 
@@ -91,8 +93,8 @@ func Open(ctx context.Context, path string) (*Store, error) {
 
 // OpenReadOnly opens an existing state file to read it while the svcwatch
 // process that owns it may be running (WAL lets both proceed): it takes no
-// lock, writes nothing, and refuses a file at a schema version other than
-// this build's, since it cannot upgrade it.
+// lock, never writes the database, and refuses a file at a schema version
+// other than this build's, since it cannot upgrade it.
 func OpenReadOnly(ctx context.Context, path string) (*Store, error) {
 	if err := checkPath(path); err != nil {
 		return nil, err
@@ -103,9 +105,20 @@ func OpenReadOnly(ctx context.Context, path string) (*Store, error) {
 		}
 		return nil, fmt.Errorf("store: %w", err)
 	}
-	dsn := path + "?_pragma=busy_timeout(" + fmt.Sprint(busyTimeout.Milliseconds()) + ")" +
-		"&_pragma=query_only(1)"
-	db, err := sql.Open("sqlite", dsn)
+	// mode=ro (honoured only in a file: URI) opens without write access, so
+	// even closing the last connection cannot checkpoint the log into the
+	// file; query_only refuses writes on top. No lock: WAL readers and the
+	// one writer do not block each other.
+	abs, err := filepath.Abs(path)
+	if err != nil {
+		return nil, fmt.Errorf("store: %w", err)
+	}
+	uri := url.URL{Scheme: "file", Path: filepath.ToSlash(abs),
+		RawQuery: "mode=ro&_pragma=busy_timeout(" + fmt.Sprint(busyTimeout.Milliseconds()) + ")&_pragma=query_only(1)"}
+	if !strings.HasPrefix(uri.Path, "/") {
+		uri.Path = "/" + uri.Path // file:///C:/... on Windows
+	}
+	db, err := sql.Open("sqlite", uri.String())
 	if err != nil {
 		return nil, fmt.Errorf("store: open %s: %w", path, err)
 	}
@@ -436,17 +449,34 @@ func (s *Store) Pending(ctx context.Context, limit int) ([]Outgoing, error) {
 	return out, nil
 }
 
-// Delivered removes the entries from the outbox and marks their findings
-// delivered, in one transaction. Sequences not in the outbox are ignored.
+// Delivered removes the entries from the outbox and records that Slack
+// accepted their findings, in one transaction. Sequences not in the outbox
+// are ignored.
 func (s *Store) Delivered(ctx context.Context, seqs ...int64) error {
+	return s.leaveOutbox(ctx, OutcomeSent, seqs)
+}
+
+// Skipped removes the entries from the outbox and records that their
+// findings were not sent (below slack.min_severity), in one transaction.
+func (s *Store) Skipped(ctx context.Context, seqs ...int64) error {
+	return s.leaveOutbox(ctx, OutcomeSkipped, seqs)
+}
+
+// How a finding left the outbox (Record.Outcome).
+const (
+	OutcomeSent    = "sent"
+	OutcomeSkipped = "skipped"
+)
+
+func (s *Store) leaveOutbox(ctx context.Context, outcome string, seqs []int64) error {
 	if len(seqs) == 0 {
 		return nil
 	}
-	return s.inTx(ctx, "delivered", func(tx *sql.Tx, now string) error {
+	return s.inTx(ctx, "mark "+outcome, func(tx *sql.Tx, now string) error {
 		for _, seq := range seqs {
-			if _, err := tx.ExecContext(ctx, `UPDATE findings SET delivered = ?
-				WHERE id = (SELECT finding_id FROM outbox WHERE seq = ?)`, now, seq); err != nil {
-				return fmt.Errorf("marking %d delivered: %w", seq, err)
+			if _, err := tx.ExecContext(ctx, `UPDATE findings SET delivered = ?, outcome = ?
+				WHERE id = (SELECT finding_id FROM outbox WHERE seq = ?)`, now, outcome, seq); err != nil {
+				return fmt.Errorf("marking %d %s: %w", seq, outcome, err)
 			}
 			if _, err := tx.ExecContext(ctx, `DELETE FROM outbox WHERE seq = ?`, seq); err != nil {
 				return fmt.Errorf("removing %d from the outbox: %w", seq, err)
@@ -506,9 +536,12 @@ type Record struct {
 	Finding   inventory.Finding
 	Stored    time.Time // when the poll that found it committed
 	Delivered time.Time // when it left the outbox; zero while queued or when suppressed
-	Queued    bool      // waiting in the outbox for Slack
-	Attempts  int       // failed delivery attempts so far (while queued)
-	LastError string    // the last failed attempt's reason (while queued)
+	// Outcome is how it left the outbox: OutcomeSent, OutcomeSkipped, or ""
+	// (queued, suppressed, or left before the store recorded outcomes).
+	Outcome   string
+	Queued    bool   // waiting in the outbox for Slack
+	Attempts  int    // failed delivery attempts so far (while queued)
+	LastError string // the last failed attempt's reason (while queued)
 }
 
 // History returns the stored findings q selects, newest first, with their
@@ -537,7 +570,7 @@ func (s *Store) History(ctx context.Context, q Query) ([]Record, error) {
 	if limit <= 0 {
 		limit = -1 // SQLite: no limit
 	}
-	query := `SELECT f.finding, f.created, COALESCE(f.delivered, ''), o.seq IS NOT NULL,
+	query := `SELECT f.finding, f.created, COALESCE(f.delivered, ''), COALESCE(f.outcome, ''), o.seq IS NOT NULL,
 		COALESCE(o.attempts, 0), COALESCE(o.last_error, '')
 		FROM findings f LEFT JOIN outbox o ON o.finding_id = f.id`
 	if len(where) > 0 {
@@ -555,7 +588,7 @@ func (s *Store) History(ctx context.Context, q Query) ([]Record, error) {
 			r                  Record
 			raw, stored, deliv string
 		)
-		if err := rows.Scan(&raw, &stored, &deliv, &r.Queued, &r.Attempts, &r.LastError); err != nil {
+		if err := rows.Scan(&raw, &stored, &deliv, &r.Outcome, &r.Queued, &r.Attempts, &r.LastError); err != nil {
 			return nil, fmt.Errorf("store: findings: %w", err)
 		}
 		if err := json.Unmarshal([]byte(raw), &r.Finding); err != nil {
@@ -586,39 +619,56 @@ type Pruned struct {
 // Prune forgets history older than before (compared to the second): stored
 // findings that are not waiting in the outbox, the emptied outbox batches,
 // and the state of hosts that have left the monitored set (SaveHosts) and
-// were last written before the cutoff. A monitored host's state is never
-// pruned, however old: it is the baseline the next poll compares against.
-// A pruned host that returns is baselined afresh. Freed pages are reused by
-// later writes, so the file stops growing rather than shrinking.
+// were last written before the cutoff. Kept however old: a monitored host's
+// state (the baseline the next poll compares against), and allow-expired
+// findings (their ID is the allow entry's, so forgetting one would report the
+// expiry again). A pruned host that returns is baselined afresh. It deletes
+// in transactions of pruneChunk rows, so polls committing meanwhile wait for
+// one chunk at most; on error or cancellation, what was done so far stays
+// done and is counted. Freed pages are reused by later writes: the file stops
+// growing rather than shrinking.
 func (s *Store) Prune(ctx context.Context, before time.Time) (Pruned, error) {
 	var p Pruned
 	cutoff := before.UTC().Format(cutoffLayout)
-	err := s.inTx(ctx, "prune", func(tx *sql.Tx, _ string) error {
-		res, err := tx.ExecContext(ctx, `DELETE FROM findings WHERE created < ?
-			AND NOT EXISTS (SELECT 1 FROM outbox WHERE outbox.finding_id = findings.id)`, cutoff)
-		if err != nil {
-			return fmt.Errorf("findings: %w", err)
+	steps := []struct {
+		what  string
+		count *int64
+		query string
+		args  []any
+	}{
+		{"findings", &p.Findings, `DELETE FROM findings WHERE rowid IN (SELECT rowid FROM findings
+			WHERE created < ? AND kind <> ? AND NOT EXISTS (SELECT 1 FROM outbox WHERE outbox.finding_id = findings.id)
+			LIMIT ?)`, []any{cutoff, string(inventory.KindAllowExpired)}},
+		{"batches", new(int64), `DELETE FROM batches WHERE id IN (SELECT id FROM batches
+			WHERE NOT EXISTS (SELECT 1 FROM outbox WHERE outbox.batch = batches.id) LIMIT ?)`, nil},
+		{"host state", &p.States, `DELETE FROM host_state WHERE rowid IN (SELECT rowid FROM host_state
+			WHERE updated < ? AND NOT EXISTS (SELECT 1 FROM hosts WHERE hosts.name = host_state.host) LIMIT ?)`, []any{cutoff}},
+	}
+	for _, st := range steps {
+		for {
+			var n int64
+			err := s.inTx(ctx, "prune "+st.what, func(tx *sql.Tx, _ string) error {
+				res, err := tx.ExecContext(ctx, st.query, append(st.args, pruneChunk)...)
+				if err != nil {
+					return err
+				}
+				n, err = res.RowsAffected()
+				return err
+			})
+			if err != nil {
+				return p, err
+			}
+			*st.count += n
+			if n < pruneChunk {
+				break
+			}
 		}
-		if p.Findings, err = res.RowsAffected(); err != nil {
-			return fmt.Errorf("findings: %w", err)
-		}
-		if _, err := tx.ExecContext(ctx, `DELETE FROM batches
-			WHERE NOT EXISTS (SELECT 1 FROM outbox WHERE outbox.batch = batches.id)`); err != nil {
-			return fmt.Errorf("batches: %w", err)
-		}
-		res, err = tx.ExecContext(ctx, `DELETE FROM host_state WHERE updated < ?
-			AND NOT EXISTS (SELECT 1 FROM hosts WHERE hosts.name = host_state.host)`, cutoff)
-		if err != nil {
-			return fmt.Errorf("host state: %w", err)
-		}
-		p.States, err = res.RowsAffected()
-		return err
-	})
-	if err != nil {
-		return Pruned{}, err
 	}
 	return p, nil
 }
+
+// pruneChunk is how many rows one Prune transaction deletes at most.
+const pruneChunk = 5000
 
 // Meta returns the value stored under key; ok is false when there is none.
 func (s *Store) Meta(ctx context.Context, key string) (value string, ok bool, err error) {

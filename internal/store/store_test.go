@@ -803,7 +803,29 @@ func TestPrune(t *testing.T) {
 	}
 	sup := finding("kept-old", "suppressed", inventory.SeverityHigh)
 	sup.Suppressed = true
-	if err := s.Commit(ctx, state("kept-old", 1), []inventory.Finding{sup}); err != nil {
+	expired := finding("kept-old", "allow-expired", inventory.SeverityLow)
+	expired.Kind = inventory.KindAllowExpired
+	if err := s.Commit(ctx, state("kept-old", 1), []inventory.Finding{sup, expired}); err != nil {
+		t.Fatal(err)
+	}
+	out0, err := s.Pending(ctx, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, o := range out0 {
+		if o.Finding.ID == "allow-expired" {
+			if err := s.Delivered(ctx, o.Seq); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	// Enough suppressed findings to take more than two delete chunks.
+	bulk := make([]inventory.Finding, 2*pruneChunk+1)
+	for i := range bulk {
+		bulk[i] = finding("kept-old", fmt.Sprintf("bulk-%05d", i), inventory.SeverityLow)
+		bulk[i].Suppressed = true
+	}
+	if err := s.Commit(ctx, state("kept-old", 1), bulk); err != nil {
 		t.Fatal(err)
 	}
 	out, err := s.Pending(ctx, 0)
@@ -831,7 +853,7 @@ func TestPrune(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if want := (Pruned{Findings: 2, States: 1}); got != want {
+	if want := (Pruned{Findings: 2 + 2*pruneChunk + 1, States: 1}); got != want {
 		t.Fatalf("Prune = %+v, want %+v", got, want)
 	}
 
@@ -843,8 +865,8 @@ func TestPrune(t *testing.T) {
 	for _, f := range fs {
 		ids = append(ids, f.ID)
 	}
-	if want := []string{"recent", "waiting"}; !reflect.DeepEqual(ids, want) {
-		t.Errorf("findings after prune = %v, want %v (the undelivered one stays)", ids, want)
+	if want := []string{"recent", "allow-expired", "waiting"}; !reflect.DeepEqual(ids, want) {
+		t.Errorf("findings after prune = %v, want %v (the undelivered one and the expiry notice stay)", ids, want)
 	}
 	if got := pendingIDs(t, s); !reflect.DeepEqual(got, []string{"waiting", "recent"}) {
 		t.Errorf("outbox after prune = %v", got)
@@ -952,13 +974,37 @@ func TestHistory(t *testing.T) {
 		status[r.Finding.ID] = r
 	}
 	want := map[string]Record{
-		"old-sent":   {Finding: inventory.Finding{ID: "old-sent"}, Stored: t0, Delivered: t0.Add(4 * time.Hour)},
+		"old-sent":   {Finding: inventory.Finding{ID: "old-sent"}, Stored: t0, Delivered: t0.Add(4 * time.Hour), Outcome: OutcomeSent},
 		"suppressed": {Finding: inventory.Finding{ID: "suppressed", SuppressedBy: "allow[0] (backup agent)"}, Stored: t0.Add(time.Hour)},
 		"failing":    {Finding: inventory.Finding{ID: "failing"}, Stored: t0.Add(2 * time.Hour), Queued: true, Attempts: 2, LastError: "slack: channel_not_found"},
 		"new-queued": {Finding: inventory.Finding{ID: "new-queued"}, Stored: t0.Add(3 * time.Hour), Queued: true},
 	}
 	if !reflect.DeepEqual(status, want) {
 		t.Errorf("delivery status:\n got %+v\nwant %+v", status, want)
+	}
+
+	// Below slack.min_severity: out of the outbox, recorded as not sent.
+	commit("dc01", "held-back", inventory.KindInstalled, inventory.SeverityInfo, false)
+	out, err = s.Pending(ctx, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, o := range out {
+		if o.Finding.ID == "held-back" {
+			if err := s.Skipped(ctx, o.Seq); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	recs, err = s.History(ctx, Query{Limit: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r := recs[0]; r.Finding.ID != "held-back" || r.Outcome != OutcomeSkipped || r.Queued || r.Delivered.IsZero() {
+		t.Errorf("skipped finding: %+v", r)
+	}
+	if got := pendingIDs(t, s); !reflect.DeepEqual(got, []string{"failing", "new-queued"}) {
+		t.Errorf("outbox after Skipped = %v", got)
 	}
 }
 
@@ -1030,5 +1076,75 @@ func TestOpenReadOnlyRefusesOtherSchema(t *testing.T) {
 	db.Close()
 	if _, err := OpenReadOnly(ctx, path); err == nil || !strings.Contains(err.Error(), "use the svcwatch that wrote it") {
 		t.Errorf("newer schema: err = %v", err)
+	}
+}
+
+// Reading a stopped daemon's file leaves the database as it was: no
+// checkpoint, no upgrade, nothing in the write-ahead log. (SQLite may create
+// its -wal and -shm companions, empty, to coordinate with a writer.)
+func TestOpenReadOnlyWritesNothing(t *testing.T) {
+	ctx := context.Background()
+	live := filepath.Join(t.TempDir(), "svcwatch.db")
+	w, err := Open(ctx, live)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer w.Close()
+	if err := w.Commit(ctx, state("dc01", 1), []inventory.Finding{finding("dc01", "f1", inventory.SeverityHigh)}); err != nil {
+		t.Fatal(err)
+	}
+	// A daemon killed after that commit leaves it in the write-ahead log,
+	// not yet in the database file: copy the pair as it is now.
+	path := filepath.Join(t.TempDir(), "svcwatch.db")
+	for _, suffix := range []string{"", "-wal"} {
+		b, err := os.ReadFile(live + suffix)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if suffix == "-wal" && len(b) == 0 {
+			t.Fatal("the commit is not in the write-ahead log; the test needs it there")
+		}
+		if err := os.WriteFile(path+suffix, b, 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	snapshot := func() map[string]string {
+		out := map[string]string{}
+		for _, suffix := range []string{"", "-wal"} {
+			fi, err := os.Stat(path + suffix)
+			if err != nil || (suffix == "-wal" && fi.Size() == 0) {
+				out[suffix] = "empty"
+				continue
+			}
+			b, err := os.ReadFile(path + suffix)
+			if err != nil {
+				t.Fatal(err)
+			}
+			out[suffix] = fmt.Sprintf("%d bytes, %s, %x", fi.Size(), fi.ModTime().Format(time.RFC3339Nano), b)
+		}
+		return out
+	}
+	before := snapshot()
+	r, err := OpenReadOnly(ctx, path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	fs, err := r.Findings(ctx, "", 0)
+	if err != nil || len(fs) != 1 {
+		t.Fatalf("Findings = %d, %v", len(fs), err)
+	}
+	err = r.Commit(ctx, state("dc01", 2), nil)
+	if err == nil || !strings.Contains(err.Error(), "readonly") {
+		t.Errorf("Commit on a read-only store: %v, want a readonly error", err)
+	}
+	if err := r.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if after := snapshot(); !reflect.DeepEqual(before, after) {
+		for k := range before {
+			if before[k] != after[k] {
+				t.Errorf("%s%s changed: %.80s → %.80s", filepath.Base(path), k, before[k], after[k])
+			}
+		}
 	}
 }
