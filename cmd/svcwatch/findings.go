@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -9,6 +10,7 @@ import (
 	"strings"
 	"text/tabwriter"
 	"time"
+	"unicode/utf8"
 
 	"github.com/svcwatch/svcwatch/internal/inventory"
 	"github.com/svcwatch/svcwatch/internal/store"
@@ -94,14 +96,17 @@ func cmdFindings(ctx context.Context, args []string, stdout, stderr io.Writer) e
 	}
 
 	if *asJSON {
-		enc := json.NewEncoder(stdout)
 		for _, r := range recs {
 			line := findingJSON{Stored: r.Stored.UTC(), Status: status(r), Attempts: r.Attempts, LastError: r.LastError, Finding: r.Finding}
 			if !r.Delivered.IsZero() {
 				d := r.Delivered.UTC()
 				line.Delivered = &d
 			}
-			if err := enc.Encode(line); err != nil {
+			b, err := json.Marshal(line)
+			if err != nil {
+				return exitError{code: exitFailed, err: err}
+			}
+			if _, err := stdout.Write(append(escapeUnprintable(b), '\n')); err != nil {
 				return exitError{code: exitFailed, err: err}
 			}
 		}
@@ -162,6 +167,24 @@ func statusText(r store.Record) string {
 		return fmt.Sprintf("%s, %d failed attempts: %s", s, r.Attempts, r.LastError)
 	}
 	return s
+}
+
+// escapeUnprintable writes as \uXXXX the characters JSON may carry raw but a
+// terminal showing the line would act on (DEL, C1 controls, bidi overrides);
+// json.Marshal has escaped the C0 controls already. The value is unchanged.
+func escapeUnprintable(b []byte) []byte {
+	if !bytes.ContainsFunc(b, inventory.Unprintable) {
+		return b
+	}
+	out := make([]byte, 0, len(b)+32)
+	for _, r := range string(b) {
+		if inventory.Unprintable(r) {
+			out = fmt.Appendf(out, `\u%04x`, r)
+			continue
+		}
+		out = utf8.AppendRune(out, r)
+	}
+	return out
 }
 
 // cell is safeCell bounded to cellBytes: the full text is in --json.

@@ -2,6 +2,7 @@ package main
 
 import (
 	"bufio"
+	"bytes"
 	"encoding/json"
 	"os"
 	"strings"
@@ -90,6 +91,9 @@ func TestProcessFindingsWhileRunning(t *testing.T) {
 		sc.Buffer(nil, 1<<20)
 		done := 0
 		for sc.Scan() {
+			if i := bytes.IndexFunc(sc.Bytes(), inventory.Unprintable); i >= 0 {
+				t.Fatalf("--json line carries a raw terminal control at byte %d: %.120q", i, sc.Text())
+			}
 			var l findingJSON
 			if err := json.Unmarshal(sc.Bytes(), &l); err != nil {
 				t.Fatalf("not a JSON line: %v: %q", err, sc.Text())
@@ -172,5 +176,27 @@ func TestFindingStatus(t *testing.T) {
 				t.Errorf("statusText = %q, want %q", got, tt.want)
 			}
 		})
+	}
+}
+
+func TestEscapeUnprintableKeepsTheValue(t *testing.T) {
+	in := map[string]string{"name": "svc\u202eexe.txt\u0085\u007f\u2066x\u2069", "path": "C:\\Program Files\\Zabbix Agent 2\\zabbix_agent2.exe", "esc": "\x1b[31m"}
+	b, err := json.Marshal(in)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := escapeUnprintable(b)
+	if i := bytes.IndexFunc(got, inventory.Unprintable); i >= 0 {
+		t.Errorf("raw control left at byte %d: %q", i, got)
+	}
+	var back map[string]string
+	if err := json.Unmarshal(got, &back); err != nil {
+		t.Fatalf("escaped output is not JSON: %v: %s", err, got)
+	}
+	if back["name"] != in["name"] || back["path"] != in["path"] || back["esc"] != in["esc"] {
+		t.Errorf("value changed: %q", back)
+	}
+	if plain := []byte(`{"a":"b"}`); &escapeUnprintable(plain)[0] != &plain[0] {
+		t.Error("a clean line was copied")
 	}
 }

@@ -14,12 +14,17 @@ import (
 // fake a line or reorder what a reader sees.
 func Printable(s string) string {
 	return strings.Map(func(r rune) rune {
-		switch {
-		case r < 0x20, r == 0x7f, r >= 0x80 && r < 0xa0, r >= 0x202a && r <= 0x202e, r >= 0x2066 && r <= 0x2069:
+		if Unprintable(r) {
 			return '?'
 		}
 		return r
 	}, strings.ToValidUTF8(s, "\uFFFD"))
+}
+
+// Unprintable reports whether a terminal or a reader would act on r rather
+// than show it: C0 and C1 controls, DEL, bidirectional overrides and isolates.
+func Unprintable(r rune) bool {
+	return r < 0x20 || r == 0x7f || (r >= 0x80 && r < 0xa0) || (r >= 0x202a && r <= 0x202e) || (r >= 0x2066 && r <= 0x2069)
 }
 
 // Truncate returns s as valid UTF-8 of at most max bytes plus the marker
