@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"regexp"
 	"slices"
 	"strings"
 	"text/tabwriter"
@@ -18,6 +19,9 @@ import (
 
 // cellBytes bounds one attacker-named table cell (service name, path).
 const cellBytes = 60
+
+// findingIDPrefix is the start of a finding ID (inventory.FindingID: 32 hex).
+var findingIDPrefix = regexp.MustCompile(`^[0-9a-f]{6,32}$`)
 
 // Delivery statuses of a stored finding, as printed.
 const (
@@ -42,6 +46,7 @@ type findingJSON struct {
 func cmdFindings(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := newFlags("findings", stderr)
 	path := fs.String("config", "", "configuration file (YAML); its state.path is read")
+	id := fs.String("id", "", "only the finding whose ID starts with this (Slack shows it under each alert), at least 6 hex digits")
 	host := fs.String("host", "", "only this host (case-insensitive)")
 	since := fs.Duration("since", 0, "only findings stored in this last duration, e.g. 24h (0: any age)")
 	kinds := fs.String("kind", "", "only these kinds, comma-separated: "+inventory.JoinKinds(inventory.Kinds))
@@ -54,7 +59,10 @@ func cmdFindings(ctx context.Context, args []string, stdout, stderr io.Writer) e
 	if fs.NArg() > 0 {
 		return exitError{code: exitSetup, err: fmt.Errorf("findings: unexpected argument %q; filter with --host, --kind, --since", fs.Arg(0))}
 	}
-	q := store.Query{Host: *host, Limit: *limit}
+	q := store.Query{IDPrefix: strings.ToLower(*id), Host: *host, Limit: *limit}
+	if *id != "" && !findingIDPrefix.MatchString(q.IDPrefix) {
+		return exitError{code: exitSetup, err: fmt.Errorf("--id %q: give the finding ID from the alert (hex), or at least its first 6 digits", *id)}
+	}
 	if *limit < 0 {
 		return exitError{code: exitSetup, err: fmt.Errorf("--limit %d: give 0 for all, or how many to show", *limit)}
 	}

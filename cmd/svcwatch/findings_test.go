@@ -26,6 +26,8 @@ func TestFindingsFlags(t *testing.T) {
 		{"unknown severity", []string{"findings", "--min-severity", "severe"}, `--min-severity: unknown severity "severe"`},
 		{"negative since", []string{"findings", "--since", "-1h"}, "give a positive duration"},
 		{"negative limit", []string{"findings", "--limit", "-5"}, "give 0 for all"},
+		{"short id", []string{"findings", "--id", "103d4"}, "at least its first 6 digits"},
+		{"id not hex", []string{"findings", "--id", "psexec-1"}, "give the finding ID from the alert"},
 		{"stray argument", []string{"findings", "dc01"}, `unexpected argument "dc01"`},
 		{"no state file yet", []string{"findings", "--config", writeMinimalConfig(t, dir)}, "no state file at"},
 	}
@@ -127,7 +129,14 @@ func TestProcessFindingsWhileRunning(t *testing.T) {
 		t.Errorf("%d Slack alerts about PSEXESVC, want 1", got)
 	}
 
-	code, stdout, stderr := runProc(t, 30*time.Second, "findings", "--config", cfgPath, "--host", "DC01.lab.example")
+	// The ID under the Slack alert finds the same finding.
+	psexecID := byHost["dc01.lab.example"].Finding.ID
+	code, stdout, stderr := runProc(t, 30*time.Second, "findings", "--config", cfgPath, "--json", "--id", strings.ToUpper(psexecID[:8]))
+	if code != exitOK || strings.Count(stdout, "\n") != 1 || !strings.Contains(stdout, `"id":"`+psexecID+`"`) {
+		t.Errorf("--id %s: exit %d, stdout %.300s, stderr %s", psexecID[:8], code, stdout, stderr)
+	}
+
+	code, stdout, stderr = runProc(t, 30*time.Second, "findings", "--config", cfgPath, "--host", "DC01.lab.example")
 	if code != exitOK {
 		t.Fatalf("findings exited %d\nstderr: %s", code, stderr)
 	}

@@ -524,6 +524,7 @@ func (s *Store) Findings(ctx context.Context, host string, limit int) ([]invento
 
 // Query selects stored findings for History. Zero fields select everything.
 type Query struct {
+	IDPrefix    string           // findings whose ID starts so (as Slack shows it); "" all
 	Host        string           // one host (case-insensitive); "" all
 	Kinds       []inventory.Kind // any of these kinds; nil all
 	MinSeverity inventory.Severity
@@ -551,6 +552,9 @@ func (s *Store) History(ctx context.Context, q Query) ([]Record, error) {
 		where []string
 		args  []any
 	)
+	if q.IDPrefix != "" {
+		where, args = append(where, `substr(f.id, 1, ?) = ?`), append(args, len(q.IDPrefix), q.IDPrefix)
+	}
 	if q.Host != "" {
 		where, args = append(where, `f.host = ? COLLATE NOCASE`), append(args, q.Host)
 	}

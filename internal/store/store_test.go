@@ -947,6 +947,8 @@ func TestHistory(t *testing.T) {
 		{"since, inclusive to the second", Query{Since: t0.Add(2*time.Hour + 500*time.Millisecond)}, []string{"new-queued", "failing"}},
 		{"combined", Query{Host: "dc01", MinSeverity: inventory.SeverityMedium, Since: t0}, []string{"new-queued", "old-sent"}},
 		{"nothing matches", Query{Host: "dc03"}, nil},
+		{"id prefix", Query{IDPrefix: "fail"}, []string{"failing"}},
+		{"id prefix is not a substring", Query{IDPrefix: "ailing"}, nil},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
