@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"regexp"
@@ -35,12 +36,12 @@ const (
 
 // findingJSON is one line of `findings --json`.
 type findingJSON struct {
-	Stored    time.Time         `json:"stored"`
-	Status    string            `json:"status"`
-	Delivered *time.Time        `json:"delivered,omitempty"`
-	Attempts  int               `json:"attempts,omitempty"`
-	LastError string            `json:"last_error,omitempty"`
-	Finding   inventory.Finding `json:"finding"`
+	Stored     time.Time         `json:"stored"`
+	Status     string            `json:"status"`
+	LeftOutbox *time.Time        `json:"left_outbox,omitempty"` // when it was sent, or skipped (status says which)
+	Attempts   int               `json:"attempts,omitempty"`
+	LastError  string            `json:"last_error,omitempty"`
+	Finding    inventory.Finding `json:"finding"`
 }
 
 func cmdFindings(ctx context.Context, args []string, stdout, stderr io.Writer) error {
@@ -95,7 +96,11 @@ func cmdFindings(ctx context.Context, args []string, stdout, stderr io.Writer) e
 
 	st, err := store.OpenReadOnly(ctx, cfg.State.Path)
 	if err != nil {
-		return exitError{code: exitSetup, err: oneLine(err)}
+		code := exitFailed // the file is there but cannot be read
+		if errors.Is(err, store.ErrNoState) {
+			code = exitSetup
+		}
+		return exitError{code: code, err: oneLine(err)}
 	}
 	defer st.Close()
 	recs, err := st.History(ctx, q)
@@ -108,7 +113,7 @@ func cmdFindings(ctx context.Context, args []string, stdout, stderr io.Writer) e
 			line := findingJSON{Stored: r.Stored.UTC(), Status: status(r), Attempts: r.Attempts, LastError: r.LastError, Finding: r.Finding}
 			if !r.Delivered.IsZero() {
 				d := r.Delivered.UTC()
-				line.Delivered = &d
+				line.LeftOutbox = &d
 			}
 			b, err := json.Marshal(line)
 			if err != nil {

@@ -41,6 +41,18 @@ func TestFindingsFlags(t *testing.T) {
 	}
 }
 
+func TestFindingsUnreadableStore(t *testing.T) {
+	dir := t.TempDir()
+	cfg := writeMinimalConfig(t, dir)
+	if err := os.WriteFile(dir+"/never-polled.db", []byte("this is not an SQLite database, it is a note someone left here"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	code, _, stderr := run(t, "findings", "--config", cfg)
+	if code != exitFailed || !strings.Contains(stderr, "is it a state file written by svcwatch?") {
+		t.Errorf("exit %d, stderr %q; want %d and the question", code, stderr, exitFailed)
+	}
+}
+
 // writeMinimalConfig writes a valid config whose state file does not exist.
 func writeMinimalConfig(t *testing.T, dir string) string {
 	t.Helper()
@@ -118,7 +130,7 @@ func TestProcessFindingsWhileRunning(t *testing.T) {
 		byHost[l.Finding.Host.Name] = l
 	}
 	if l := byHost["dc01.lab.example"]; l.Finding.Service == nil || l.Finding.Service.Name != "PSEXESVC" ||
-		l.Status != statusSent || l.Delivered == nil || l.Delivered.Before(l.Stored) {
+		l.Status != statusSent || l.LeftOutbox == nil || l.LeftOutbox.Before(l.Stored) {
 		t.Errorf("dc01 (psexec, critical): %+v", l)
 	}
 	if l := byHost["dc03.lab.example"]; l.Finding.Service == nil || l.Finding.Service.Name != "Zabbix Agent 2" ||

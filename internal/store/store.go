@@ -15,6 +15,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"time"
 
 	_ "modernc.org/sqlite" // registers the "sqlite" driver
@@ -42,6 +43,7 @@ type Store struct {
 	lock *os.File // held from Open to Close: one process per state file
 	// readOnly: opened by OpenReadOnly (no lock, no checkpoint at Close).
 	readOnly bool
+	writeMu  sync.Mutex // one write transaction at a time (inTx)
 }
 
 // Outgoing is one outbox entry: a finding waiting for delivery.
@@ -91,6 +93,9 @@ func Open(ctx context.Context, path string) (*Store, error) {
 	return s, nil
 }
 
+// ErrNoState: OpenReadOnly found no file at the path.
+var ErrNoState = errors.New("no state file")
+
 // OpenReadOnly opens an existing state file to read it while the svcwatch
 // process that owns it may be running (WAL lets both proceed): it takes no
 // lock, never writes the database, and refuses a file at a schema version
@@ -101,7 +106,7 @@ func OpenReadOnly(ctx context.Context, path string) (*Store, error) {
 	}
 	if _, err := os.Stat(path); err != nil {
 		if errors.Is(err, os.ErrNotExist) {
-			return nil, fmt.Errorf("store: no state file at %s; svcwatch has not polled with this configuration yet, or state.path points elsewhere", path)
+			return nil, fmt.Errorf("store: no state file at %s; svcwatch has not polled with this configuration yet, or state.path points elsewhere: %w", path, ErrNoState)
 		}
 		return nil, fmt.Errorf("store: %w", err)
 	}
@@ -137,7 +142,7 @@ func OpenReadOnly(ctx context.Context, path string) (*Store, error) {
 	switch {
 	case version < len(ms):
 		db.Close()
-		return nil, fmt.Errorf("store: %s is at schema version %d, this svcwatch reads %d; start svcwatch run (or once) of this version to upgrade it first", path, version, len(ms))
+		return nil, fmt.Errorf("store: %s is at schema version %d, this svcwatch reads %d; restart the svcwatch service with this version (or run svcwatch once, if no daemon uses the file) to upgrade it first", path, version, len(ms))
 	case version > len(ms):
 		db.Close()
 		return nil, fmt.Errorf("store: %s is at schema version %d but this svcwatch knows only %d; use the svcwatch that wrote it", path, version, len(ms))
@@ -492,11 +497,11 @@ func (s *Store) Attempted(ctx context.Context, seq int64, errText string) error 
 	if len(errText) > maxErrorText {
 		errText = strings.ToValidUTF8(errText[:maxErrorText], "") + "…"
 	}
-	if _, err := s.db.ExecContext(ctx, `UPDATE outbox SET attempts = attempts + 1, last_attempt = ?, last_error = ?
-		WHERE seq = ?`, s.stamp(), errText, seq); err != nil {
-		return fmt.Errorf("store: recording attempt on %d: %w", seq, err)
-	}
-	return nil
+	return s.inTx(ctx, fmt.Sprintf("recording attempt on %d", seq), func(tx *sql.Tx, now string) error {
+		_, err := tx.ExecContext(ctx, `UPDATE outbox SET attempts = attempts + 1, last_attempt = ?, last_error = ?
+			WHERE seq = ?`, now, errText, seq)
+		return err
+	})
 }
 
 // OutboxDepth is the number of findings waiting for delivery.
@@ -553,7 +558,9 @@ func (s *Store) History(ctx context.Context, q Query) ([]Record, error) {
 		args  []any
 	)
 	if q.IDPrefix != "" {
-		where, args = append(where, `substr(f.id, 1, ?) = ?`), append(args, len(q.IDPrefix), q.IDPrefix)
+		// Every ID that starts with the prefix sorts from the prefix up to
+		// the prefix + the highest code point: a range on the primary key.
+		where, args = append(where, `f.id >= ? AND f.id < ?`), append(args, q.IDPrefix, q.IDPrefix+"\U0010FFFF")
 	}
 	if q.Host != "" {
 		where, args = append(where, `f.host = ? COLLATE NOCASE`), append(args, q.Host)
@@ -627,8 +634,8 @@ type Pruned struct {
 // state (the baseline the next poll compares against), and allow-expired
 // findings (their ID is the allow entry's, so forgetting one would report the
 // expiry again). A pruned host that returns is baselined afresh. It deletes
-// in transactions of pruneChunk rows, so polls committing meanwhile wait for
-// one chunk at most; on error or cancellation, what was done so far stays
+// in transactions of pruneChunk rows, and inTx queues writers fairly, so a
+// poll committing meanwhile waits for about one chunk; on error or cancellation, what was done so far stays
 // done and is counted. Freed pages are reused by later writes: the file stops
 // growing rather than shrinking.
 func (s *Store) Prune(ctx context.Context, before time.Time) (Pruned, error) {
@@ -688,16 +695,22 @@ func (s *Store) Meta(ctx context.Context, key string) (value string, ok bool, er
 
 // SetMeta stores value under key (small values: markers, timestamps).
 func (s *Store) SetMeta(ctx context.Context, key, value string) error {
-	if _, err := s.db.ExecContext(ctx, `INSERT INTO meta (key, value) VALUES (?, ?)
-		ON CONFLICT (key) DO UPDATE SET value = excluded.value`, key, value); err != nil {
-		return fmt.Errorf("store: set meta %s: %w", key, err)
-	}
-	return nil
+	return s.inTx(ctx, "set meta "+key, func(tx *sql.Tx, _ string) error {
+		_, err := tx.ExecContext(ctx, `INSERT INTO meta (key, value) VALUES (?, ?)
+			ON CONFLICT (key) DO UPDATE SET value = excluded.value`, key, value)
+		return err
+	})
 }
 
 // inTx runs fn in one write transaction and commits it, or rolls back
-// everything fn did when it (or the commit) fails.
+// everything fn did when it (or the commit) fails. Every write of the
+// process goes through here, one at a time: SQLite lets one writer in and
+// makes the others poll for the lock, and a poller (sleeping up to 100 ms
+// between tries) loses to a writer that asks again at once, such as the
+// next chunk of a Prune. A Go mutex queues them fairly instead.
 func (s *Store) inTx(ctx context.Context, what string, fn func(tx *sql.Tx, now string) error) (err error) {
+	s.writeMu.Lock()
+	defer s.writeMu.Unlock()
 	tx, err := s.db.BeginTx(ctx, nil)
 	if err != nil {
 		return fmt.Errorf("store: %s: begin: %w", what, err)

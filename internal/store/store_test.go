@@ -892,6 +892,25 @@ func TestPrune(t *testing.T) {
 	if got, err := s.Prune(ctx, t0.Add(-90*24*time.Hour)); err != nil || got != (Pruned{}) {
 		t.Errorf("second Prune = %+v, %v; want nothing", got, err)
 	}
+
+	// Exactly one chunk: a full chunk, then an empty one ends the loop.
+	clock = t0.Add(-100 * 24 * time.Hour)
+	for i := range bulk {
+		bulk[i].ID = fmt.Sprintf("again-%05d", i)
+	}
+	if err := s.Commit(ctx, state("kept-old", 1), bulk[:pruneChunk]); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := s.Prune(ctx, t0.Add(-90*24*time.Hour)); err != nil || got != (Pruned{Findings: pruneChunk}) {
+		t.Errorf("Prune of one chunk = %+v, %v; want %d findings", got, err, pruneChunk)
+	}
+
+	// A cancelled Prune stops and says so.
+	cctx, cancel := context.WithCancel(ctx)
+	cancel()
+	if _, err := s.Prune(cctx, t0); !errors.Is(err, context.Canceled) {
+		t.Errorf("cancelled Prune: err = %v", err)
+	}
 }
 
 func TestHistory(t *testing.T) {
@@ -1013,7 +1032,7 @@ func TestHistory(t *testing.T) {
 func TestOpenReadOnly(t *testing.T) {
 	ctx := context.Background()
 	dir := t.TempDir()
-	if _, err := OpenReadOnly(ctx, filepath.Join(dir, "none.db")); err == nil || !strings.Contains(err.Error(), "no state file at") {
+	if _, err := OpenReadOnly(ctx, filepath.Join(dir, "none.db")); !errors.Is(err, ErrNoState) || !strings.Contains(err.Error(), "no state file at") {
 		t.Errorf("missing file: err = %v", err)
 	}
 	if _, err := OpenReadOnly(ctx, "x.db?mode=rw"); err == nil || !strings.Contains(err.Error(), "not a usable file path") {
@@ -1027,8 +1046,17 @@ func TestOpenReadOnly(t *testing.T) {
 		t.Errorf("not a database: err = %v", err)
 	}
 
-	// The daemon holds the file (and its lock) while an operator reads it.
-	w, path := openTemp(t)
+	// The daemon holds the file (and its lock) while an operator reads it;
+	// the path has what a file: URI must escape.
+	path := filepath.Join(t.TempDir(), "état 100%", "svc%41 watch.db")
+	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	w, err := Open(ctx, path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer w.Close()
 	if err := w.Commit(ctx, state("dc01", 1), []inventory.Finding{finding("dc01", "first", inventory.SeverityHigh)}); err != nil {
 		t.Fatal(err)
 	}
@@ -1069,7 +1097,7 @@ func TestOpenReadOnlyRefusesOtherSchema(t *testing.T) {
 	if err := migrate(ctx, db, ms[:1], func() string { return t0.Format(timeLayout) }); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := OpenReadOnly(ctx, path); err == nil || !strings.Contains(err.Error(), "start svcwatch run (or once) of this version to upgrade it first") {
+	if _, err := OpenReadOnly(ctx, path); err == nil || !strings.Contains(err.Error(), "restart the svcwatch service with this version") {
 		t.Errorf("older schema: err = %v", err)
 	}
 	if _, err := db.Exec(`INSERT INTO schema_migrations (version, name, applied) VALUES (99, 'future', 'x')`); err != nil {
