@@ -49,18 +49,19 @@ func (o *memOutbox) Pending(_ context.Context, limit int) ([]Outgoing, error) {
 }
 
 func (o *memOutbox) Delivered(_ context.Context, seqs ...int64) error {
-	o.mu.Lock()
-	defer o.mu.Unlock()
-	o.rows = slices.DeleteFunc(o.rows, func(r Outgoing) bool { return slices.Contains(seqs, r.Seq) })
-	o.delivered = append(o.delivered, seqs...)
-	return nil
+	return o.remove(seqs, &o.delivered)
 }
 
 func (o *memOutbox) Skipped(_ context.Context, seqs ...int64) error {
+	return o.remove(seqs, &o.skipped)
+}
+
+// remove takes seqs out of the outbox and records them in *into.
+func (o *memOutbox) remove(seqs []int64, into *[]int64) error {
 	o.mu.Lock()
 	defer o.mu.Unlock()
 	o.rows = slices.DeleteFunc(o.rows, func(r Outgoing) bool { return slices.Contains(seqs, r.Seq) })
-	o.skipped = append(o.skipped, seqs...)
+	*into = append(*into, seqs...)
 	return nil
 }
 

@@ -787,6 +787,22 @@ func TestOneProcessPerStateFile(t *testing.T) {
 	}
 }
 
+// seqOf returns the outbox sequence of the queued finding id.
+func seqOf(t *testing.T, s *Store, id string) int64 {
+	t.Helper()
+	out, err := s.Pending(context.Background(), 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, o := range out {
+		if o.Finding.ID == id {
+			return o.Seq
+		}
+	}
+	t.Fatalf("%s is not in the outbox", id)
+	return 0
+}
+
 func TestPrune(t *testing.T) {
 	ctx := context.Background()
 	s, _ := openTemp(t)
@@ -808,16 +824,8 @@ func TestPrune(t *testing.T) {
 	if err := s.Commit(ctx, state("kept-old", 1), []inventory.Finding{sup, expired}); err != nil {
 		t.Fatal(err)
 	}
-	out0, err := s.Pending(ctx, 0)
-	if err != nil {
+	if err := s.Delivered(ctx, seqOf(t, s, "allow-expired")); err != nil {
 		t.Fatal(err)
-	}
-	for _, o := range out0 {
-		if o.Finding.ID == "allow-expired" {
-			if err := s.Delivered(ctx, o.Seq); err != nil {
-				t.Fatal(err)
-			}
-		}
 	}
 	// Enough suppressed findings to take more than two delete chunks.
 	bulk := make([]inventory.Finding, 2*pruneChunk+1)
@@ -828,16 +836,8 @@ func TestPrune(t *testing.T) {
 	if err := s.Commit(ctx, state("kept-old", 1), bulk); err != nil {
 		t.Fatal(err)
 	}
-	out, err := s.Pending(ctx, 0)
-	if err != nil {
+	if err := s.Delivered(ctx, seqOf(t, s, "delivered")); err != nil {
 		t.Fatal(err)
-	}
-	for _, o := range out {
-		if o.Finding.ID == "delivered" {
-			if err := s.Delivered(ctx, o.Seq); err != nil {
-				t.Fatal(err)
-			}
-		}
 	}
 
 	// Yesterday: a recent finding, and a host that left the set recently.
@@ -934,22 +934,12 @@ func TestHistory(t *testing.T) {
 	commit("dc01", "suppressed", inventory.KindInstalled, inventory.SeverityLow, true)       // t0+1h
 	commit("DC02", "failing", inventory.KindModified, inventory.SeverityCritical, false)     // t0+2h
 	commit("dc01", "new-queued", inventory.KindUnreachable, inventory.SeverityMedium, false) // t0+3h
-	out, err := s.Pending(ctx, 0)
-	if err != nil {
+	if err := s.Delivered(ctx, seqOf(t, s, "old-sent")); err != nil {
 		t.Fatal(err)
 	}
-	for _, o := range out {
-		switch o.Finding.ID {
-		case "old-sent":
-			if err := s.Delivered(ctx, o.Seq); err != nil {
-				t.Fatal(err)
-			}
-		case "failing":
-			for range 2 {
-				if err := s.Attempted(ctx, o.Seq, "slack: channel_not_found"); err != nil {
-					t.Fatal(err)
-				}
-			}
+	for range 2 {
+		if err := s.Attempted(ctx, seqOf(t, s, "failing"), "slack: channel_not_found"); err != nil {
+			t.Fatal(err)
 		}
 	}
 
@@ -1006,16 +996,8 @@ func TestHistory(t *testing.T) {
 
 	// Below slack.min_severity: out of the outbox, recorded as not sent.
 	commit("dc01", "held-back", inventory.KindInstalled, inventory.SeverityInfo, false)
-	out, err = s.Pending(ctx, 0)
-	if err != nil {
+	if err := s.Skipped(ctx, seqOf(t, s, "held-back")); err != nil {
 		t.Fatal(err)
-	}
-	for _, o := range out {
-		if o.Finding.ID == "held-back" {
-			if err := s.Skipped(ctx, o.Seq); err != nil {
-				t.Fatal(err)
-			}
-		}
 	}
 	recs, err = s.History(ctx, Query{Limit: 1})
 	if err != nil {
