@@ -109,6 +109,15 @@ func testSessionRecycledAfterMaxPolls(t *testing.T, mode string) {
 	}
 }
 
+// fakeSessionClock gives c's sessions a clock that moves only when the
+// returned advance is called.
+func fakeSessionClock(c *Collector) (advance func(time.Duration)) {
+	var mu sync.Mutex
+	now := time.Date(2026, 12, 4, 12, 0, 0, 0, time.UTC)
+	c.sessions.now = func() time.Time { mu.Lock(); defer mu.Unlock(); return now }
+	return func(d time.Duration) { mu.Lock(); now = now.Add(d); mu.Unlock() }
+}
+
 func TestSessionRecycledWhenIdle(t *testing.T) {
 	for _, mode := range keptModes {
 		t.Run(mode, func(t *testing.T) { testSessionRecycledWhenIdle(t, mode) })
@@ -118,10 +127,7 @@ func TestSessionRecycledWhenIdle(t *testing.T) {
 func testSessionRecycledWhenIdle(t *testing.T, mode string) {
 	dc := winhost.New("dc01.lab.example", winhost.Options{Role: winhost.RoleDC, Small: true})
 	c, ws, _ := sessionLab(t, mode, "http", dc)
-	var mu sync.Mutex
-	now := time.Date(2026, 12, 4, 12, 0, 0, 0, time.UTC)
-	c.sessions.now = func() time.Time { mu.Lock(); defer mu.Unlock(); return now }
-	advance := func(d time.Duration) { mu.Lock(); now = now.Add(d); mu.Unlock() }
+	advance := fakeSessionClock(c)
 	p := &idlePoller{c: c, host: inventory.Host{Name: dc.Name()}, req: inventory.CollectRequest{MaxEvents: 50}}
 	p.poll(t)
 	advance(c.sessions.maxIdle - time.Second)
@@ -151,9 +157,7 @@ func testSessionSweepsHostsNoLongerPolled(t *testing.T, mode string) {
 	gone := winhost.New("srv01.lab.example", winhost.Options{Small: true})
 	kept := winhost.New("srv02.lab.example", winhost.Options{Small: true})
 	c, ws, _ := sessionLab(t, mode, "https", gone, kept)
-	var mu sync.Mutex
-	now := time.Date(2026, 12, 4, 12, 0, 0, 0, time.UTC)
-	c.sessions.now = func() time.Time { mu.Lock(); defer mu.Unlock(); return now }
+	advance := fakeSessionClock(c)
 	req := inventory.CollectRequest{MaxEvents: 10}
 	for _, h := range []*winhost.Host{gone, kept} {
 		if _, err := c.Collect(context.Background(), inventory.Host{Name: h.Name()}, req); err != nil {
@@ -161,9 +165,7 @@ func testSessionSweepsHostsNoLongerPolled(t *testing.T, mode string) {
 		}
 	}
 	for i := 0; i < 4; i++ { // only srv02 is polled from now on
-		mu.Lock()
-		now = now.Add(c.sessions.maxIdle / 3)
-		mu.Unlock()
+		advance(c.sessions.maxIdle / 3)
 		if _, err := c.Collect(context.Background(), inventory.Host{Name: kept.Name()}, req); err != nil {
 			t.Fatal(err)
 		}
