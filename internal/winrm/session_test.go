@@ -73,9 +73,7 @@ func (p *idlePoller) poll(t *testing.T) inventory.Observation {
 }
 
 func TestSessionRecycledAfterMaxPolls(t *testing.T) {
-	for _, mode := range keptModes {
-		t.Run(mode, func(t *testing.T) { testSessionRecycledAfterMaxPolls(t, mode) })
-	}
+	forKeptModes(t, testSessionRecycledAfterMaxPolls)
 }
 
 func testSessionRecycledAfterMaxPolls(t *testing.T, mode string) {
@@ -101,11 +99,26 @@ func testSessionRecycledAfterMaxPolls(t *testing.T, mode string) {
 	if got := ws.Stats(dc.Name()).ShellsCreated; got != 3 {
 		t.Errorf("%d shells created for 7 polls at 3 polls per shell, want 3", got)
 	}
+	closeLeavesNoShells(t, c, ws, dc.Name())
+}
+
+// forKeptModes runs test once per session mode that keeps a shell.
+func forKeptModes(t *testing.T, test func(t *testing.T, mode string)) {
+	for _, mode := range keptModes {
+		t.Run(mode, func(t *testing.T) { test(t, mode) })
+	}
+}
+
+// closeLeavesNoShells closes c and checks the lab holds no shell of hosts.
+func closeLeavesNoShells(t *testing.T, c *Collector, ws *wsman.Server, hosts ...string) {
+	t.Helper()
 	if err := c.Close(); err != nil {
 		t.Fatal(err)
 	}
-	if n := ws.OpenShells(dc.Name()); n != 0 {
-		t.Errorf("after Close: %d shells open, want 0", n)
+	for _, h := range hosts {
+		if n := ws.OpenShells(h); n != 0 {
+			t.Errorf("%s: %d shells open after Close, want 0", h, n)
+		}
 	}
 }
 
@@ -118,11 +131,7 @@ func fakeSessionClock(c *Collector) (advance func(time.Duration)) {
 	return func(d time.Duration) { mu.Lock(); now = now.Add(d); mu.Unlock() }
 }
 
-func TestSessionRecycledWhenIdle(t *testing.T) {
-	for _, mode := range keptModes {
-		t.Run(mode, func(t *testing.T) { testSessionRecycledWhenIdle(t, mode) })
-	}
-}
+func TestSessionRecycledWhenIdle(t *testing.T) { forKeptModes(t, testSessionRecycledWhenIdle) }
 
 func testSessionRecycledWhenIdle(t *testing.T, mode string) {
 	dc := winhost.New("dc01.lab.example", winhost.Options{Role: winhost.RoleDC, Small: true})
@@ -148,9 +157,7 @@ func testSessionRecycledWhenIdle(t *testing.T, mode string) {
 // TestSessionSweepsHostsNoLongerPolled: a host that is not polled any more
 // (removed from AD) loses its kept shell once idle, when another host polls.
 func TestSessionSweepsHostsNoLongerPolled(t *testing.T) {
-	for _, mode := range keptModes {
-		t.Run(mode, func(t *testing.T) { testSessionSweepsHostsNoLongerPolled(t, mode) })
-	}
+	forKeptModes(t, testSessionSweepsHostsNoLongerPolled)
 }
 
 func testSessionSweepsHostsNoLongerPolled(t *testing.T, mode string) {
@@ -186,20 +193,13 @@ func testSessionSweepsHostsNoLongerPolled(t *testing.T, mode string) {
 	if known {
 		t.Errorf("the idle host's session is still held")
 	}
-	if err := c.Close(); err != nil {
-		t.Fatal(err)
-	}
-	if n := ws.OpenShells(kept.Name()); n != 0 {
-		t.Errorf("after Close: %d shells open", n)
-	}
+	closeLeavesNoShells(t, c, ws, kept.Name())
 }
 
 // TestSessionScenariosBetweenPolls: the kept collector answers from the
 // host's state at each poll, not from its state when the session started.
 func TestSessionScenariosBetweenPolls(t *testing.T) {
-	for _, mode := range keptModes {
-		t.Run(mode, func(t *testing.T) { testSessionScenariosBetweenPolls(t, mode) })
-	}
+	forKeptModes(t, testSessionScenariosBetweenPolls)
 }
 
 func testSessionScenariosBetweenPolls(t *testing.T, mode string) {
@@ -235,9 +235,7 @@ func testSessionScenariosBetweenPolls(t *testing.T, mode string) {
 }
 
 func TestSessionRecoversFromDeadShell(t *testing.T) {
-	for _, mode := range keptModes {
-		t.Run(mode, func(t *testing.T) { testSessionRecoversFromDeadShell(t, mode) })
-	}
+	forKeptModes(t, testSessionRecoversFromDeadShell)
 }
 
 func testSessionRecoversFromDeadShell(t *testing.T, mode string) {
@@ -292,18 +290,11 @@ func testSessionRecoversFromDeadShell(t *testing.T, mode string) {
 		}
 		p.poll(t)
 	})
-	if err := c.Close(); err != nil {
-		t.Fatal(err)
-	}
-	if n := ws.OpenShells(dc.Name()); n != 0 {
-		t.Errorf("after Close: %d shells open, want 0", n)
-	}
+	closeLeavesNoShells(t, c, ws, dc.Name())
 }
 
 func TestSessionCloseDeletesEveryShell(t *testing.T) {
-	for _, mode := range keptModes {
-		t.Run(mode, func(t *testing.T) { testSessionCloseDeletesEveryShell(t, mode) })
-	}
+	forKeptModes(t, testSessionCloseDeletesEveryShell)
 }
 
 func testSessionCloseDeletesEveryShell(t *testing.T, mode string) {
@@ -328,14 +319,11 @@ func testSessionCloseDeletesEveryShell(t *testing.T, mode string) {
 			t.Errorf("%s: %d shells open between polls, want 1", h.Name(), n)
 		}
 	}
-	if err := c.Close(); err != nil {
-		t.Fatal(err)
-	}
+	var names []string
 	for _, h := range hosts {
-		if n := ws.OpenShells(h.Name()); n != 0 {
-			t.Errorf("%s: %d shells open after Close, want 0", h.Name(), n)
-		}
+		names = append(names, h.Name())
 	}
+	closeLeavesNoShells(t, c, ws, names...)
 	if _, err := c.Collect(context.Background(), inventory.Host{Name: hosts[0].Name()}, inventory.CollectRequest{MaxEvents: 10}); err == nil {
 		t.Error("Collect after Close succeeded")
 	}
@@ -346,11 +334,7 @@ func testSessionCloseDeletesEveryShell(t *testing.T, mode string) {
 
 // TestSessionOnePollAtATime: concurrent polls of one host share its session
 // one after the other and all get answers.
-func TestSessionOnePollAtATime(t *testing.T) {
-	for _, mode := range keptModes {
-		t.Run(mode, func(t *testing.T) { testSessionOnePollAtATime(t, mode) })
-	}
-}
+func TestSessionOnePollAtATime(t *testing.T) { forKeptModes(t, testSessionOnePollAtATime) }
 
 func testSessionOnePollAtATime(t *testing.T, mode string) {
 	dc := winhost.New("dc01.lab.example", winhost.Options{Role: winhost.RoleDC, Small: true})
